@@ -1,0 +1,619 @@
+// Package config is the typed YAML schema of the broker, its defaults, the
+// overlay of TRUSTBROKER_* environment variables and command-line flags,
+// and validation that reports every error at once with its key path.
+//
+// Precedence, highest first: flags, environment, the YAML file, defaults.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/trustbroker/trustbroker/broker/loa"
+	"github.com/trustbroker/trustbroker/providers"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	// Demo marks a demo configuration: every page says so.
+	Demo           bool           `yaml:"demo"`
+	Server         Server         `yaml:"server"`
+	Log            Log            `yaml:"log"`
+	Database       Database       `yaml:"database"`
+	Keys           Keys           `yaml:"keys"`
+	Session        Session        `yaml:"session"`
+	Providers      []Provider     `yaml:"providers"`
+	RelyingParties []RelyingParty `yaml:"relying_parties"`
+	Policy         Policy         `yaml:"policy"`
+	Consent        Consent        `yaml:"consent"`
+}
+
+// Server is the HTTP listener.
+type Server struct {
+	Listen string `yaml:"listen"`
+	// Issuer is the public base URL (OIDC issuer, SAML entity base).
+	Issuer            string        `yaml:"issuer"`
+	TLS               TLS           `yaml:"tls"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// TLS enables HTTPS on the listener.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" }
+
+// Log configures structured logging.
+type Log struct {
+	Format string `yaml:"format"` // text or json
+	Level  string `yaml:"level"`  // debug, info, warn, error
+}
+
+// Database selects the store.
+type Database struct {
+	// DSN: "sqlite:PATH" (embedded default) or "postgres://...".
+	DSN          string        `yaml:"dsn"`
+	AutoMigrate  bool          `yaml:"auto_migrate"`
+	GCInterval   time.Duration `yaml:"gc_interval"`
+	MaxOpenConns int           `yaml:"max_open_conns"`
+}
+
+// Keys configures signing keys.
+type Keys struct {
+	// MasterKeyFile holds the key that encrypts private keys at rest;
+	// TRUSTBROKER_MASTER_KEY may hold the key itself instead.
+	MasterKeyFile  string        `yaml:"master_key_file"`
+	Algorithms     []string      `yaml:"algorithms"`
+	RSABits        int           `yaml:"rsa_bits"`
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// MaxTokenLifetime is how long a retired key stays in the JWKS.
+	MaxTokenLifetime time.Duration `yaml:"max_token_lifetime"`
+	// MasterKey is set from the environment only, never from YAML.
+	MasterKey string `yaml:"-"`
+}
+
+// Session configures the browser SSO session and login transactions.
+type Session struct {
+	CookieName   string        `yaml:"cookie_name"`
+	Lifetime     time.Duration `yaml:"lifetime"`
+	IdleTimeout  time.Duration `yaml:"idle_timeout"`
+	LoginTimeout time.Duration `yaml:"login_timeout"`
+}
+
+// Text is a text in German and English, keyed "de" and "en".
+type Text map[string]string
+
+// Get returns the text in lang, falling back to the other language.
+func (t Text) Get(lang string) string {
+	if s := t[lang]; s != "" {
+		return s
+	}
+	if s := t["en"]; s != "" {
+		return s
+	}
+	return t["de"]
+}
+
+// Provider is a `{type, config}` block with an id and display name.
+type Provider struct {
+	ID     string    `yaml:"id"`
+	Type   string    `yaml:"type"`
+	Name   Text      `yaml:"name"`
+	Config yaml.Node `yaml:"config"`
+}
+
+// RelyingParty is a relying-party registration.
+type RelyingParty struct {
+	ID       string `yaml:"id"`
+	Name     Text   `yaml:"name"`
+	Protocol string `yaml:"protocol"` // oidc or saml
+	// AcceptedCredentials are the credential kinds offered on the login page.
+	AcceptedCredentials []string `yaml:"accepted_credentials"`
+	MinLoA              string   `yaml:"min_loa"`
+	Claims              []Claim  `yaml:"claims"`
+	SubjectType         string   `yaml:"subject_type"` // pairwise (default) or public
+	OIDC                *OIDC    `yaml:"oidc"`
+	SAML                *SAML    `yaml:"saml"`
+}
+
+// Claim is an attribute the relying party asks for, with its purpose.
+type Claim struct {
+	Name     string `yaml:"name"`
+	Purpose  Text   `yaml:"purpose"`
+	Required bool   `yaml:"required"`
+}
+
+// OIDC is the OpenID Connect client part of a registration.
+type OIDC struct {
+	RedirectURIs           []string `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
+	// Public clients (no secret) must use PKCE.
+	Public           bool   `yaml:"public"`
+	ClientSecret     string `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+}
+
+// SAML is the SAML service-provider part of a registration.
+type SAML struct {
+	EntityID     string   `yaml:"entity_id"`
+	ACSURLs      []string `yaml:"acs_urls"`
+	MetadataFile string   `yaml:"metadata_file"`
+}
+
+// Policy holds the context the decision point evaluates.
+type Policy struct {
+	// TimeZone in which time-of-day conditions are read.
+	TimeZone string `yaml:"time_zone"`
+	// Networks are named network zones.
+	Networks []Network `yaml:"networks"`
+}
+
+// Network is a named set of CIDRs.
+type Network struct {
+	Name  string   `yaml:"name"`
+	CIDRs []string `yaml:"cidrs"`
+}
+
+// Consent configures consent records.
+type Consent struct {
+	// Validity is how long a grant lasts; 0 means until withdrawn.
+	Validity time.Duration `yaml:"validity"`
+}
+
+// Default returns the built-in defaults, used under any YAML file.
+func Default() *Config {
+	return &Config{
+		Server: Server{
+			Listen:            "localhost:8080",
+			Issuer:            "http://localhost:8080",
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       15 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ShutdownTimeout:   20 * time.Second,
+		},
+		Log:      Log{Format: "json", Level: "info"},
+		Database: Database{DSN: "sqlite:./trustbroker.db", AutoMigrate: true, GCInterval: 5 * time.Minute},
+		Keys: Keys{
+			Algorithms:       []string{"ES256", "RS256"},
+			RSABits:          3072,
+			ReloadInterval:   30 * time.Second,
+			MaxTokenLifetime: 30 * 24 * time.Hour,
+		},
+		Session: Session{
+			CookieName:   "tb_session",
+			Lifetime:     8 * time.Hour,
+			IdleTimeout:  time.Hour,
+			LoginTimeout: 15 * time.Minute,
+		},
+		Policy:  Policy{TimeZone: "Europe/Berlin"},
+		Consent: Consent{Validity: 365 * 24 * time.Hour},
+	}
+}
+
+//go:embed demo.yaml
+var demoYAML []byte
+
+// Demo returns the demo configuration: embedded SQLite, http://localhost:8080,
+// a demo relying party, the providers that have a simulator.
+func Demo() (*Config, error) {
+	return Parse(demoYAML, "demo.yaml")
+}
+
+// Parse decodes YAML over the defaults and validates the result.
+func Parse(data []byte, name string) (*Config, error) {
+	c, err := decode(data, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decode reads YAML over the defaults without validating.
+func decode(data []byte, name string) (*Config, error) {
+	c := Default()
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return c, nil
+		}
+		return nil, Errors{{Path: name, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); err == nil {
+		return nil, Errors{{Path: name, Line: more.Line, Msg: "more than one YAML document"}}
+	}
+	if err := DecodeStrict(&doc, c, ""); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadFile reads and parses a YAML file.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := decode(data, path)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var (
+	idPattern     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,127}$`)
+	cookiePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	claimPattern  = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+)
+
+// MinClientSecretLength is the shortest configured client secret accepted.
+const MinClientSecretLength = 32
+
+// Validate checks the whole configuration and returns every problem.
+func (c *Config) Validate() error {
+	var es Errors
+	c.validateServer(&es)
+	c.validateBasics(&es)
+	c.validateProviders(&es)
+	c.validateRelyingParties(&es)
+	c.validatePolicy(&es)
+	return es.err()
+}
+
+func (c *Config) validateServer(es *Errors) {
+	s := c.Server
+	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+		es.add("server.listen", 0, "%q is not host:port", s.Listen)
+	}
+	if err := checkIssuer(s.Issuer); err != nil {
+		es.add("server.issuer", 0, "%v", err)
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		es.add("server.tls", 0, "cert_file and key_file go together")
+	}
+	for name, d := range map[string]time.Duration{
+		"read_header_timeout": s.ReadHeaderTimeout, "read_timeout": s.ReadTimeout,
+		"write_timeout": s.WriteTimeout, "idle_timeout": s.IdleTimeout, "shutdown_timeout": s.ShutdownTimeout,
+	} {
+		if d <= 0 {
+			es.add("server."+name, 0, "must be positive")
+		}
+	}
+	for i, p := range s.TrustedProxies {
+		if _, err := parseCIDROrIP(p); err != nil {
+			es.add(fmt.Sprintf("server.trusted_proxies[%d]", i), 0, "%v", err)
+		}
+	}
+}
+
+func (c *Config) validateBasics(es *Errors) {
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		es.add("log.format", 0, "%q: use text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		es.add("log.level", 0, "%q: use debug, info, warn or error", c.Log.Level)
+	}
+	if err := CheckDSN(c.Database.DSN); err != nil {
+		es.add("database.dsn", 0, "%v", err)
+	}
+	if c.Database.GCInterval <= 0 {
+		es.add("database.gc_interval", 0, "must be positive")
+	}
+	if c.Database.MaxOpenConns < 0 {
+		es.add("database.max_open_conns", 0, "must not be negative")
+	}
+	if len(c.Keys.Algorithms) == 0 {
+		es.add("keys.algorithms", 0, "name at least one of ES256, RS256")
+	}
+	for i, a := range c.Keys.Algorithms {
+		if a != "ES256" && a != "RS256" {
+			es.add(fmt.Sprintf("keys.algorithms[%d]", i), 0, "%q: use ES256 or RS256", a)
+		}
+	}
+	if c.Keys.RSABits < 2048 || c.Keys.RSABits > 8192 {
+		es.add("keys.rsa_bits", 0, "%d: use 2048 to 8192 (3072 recommended)", c.Keys.RSABits)
+	}
+	if c.Keys.ReloadInterval <= 0 || c.Keys.MaxTokenLifetime <= 0 {
+		es.add("keys", 0, "reload_interval and max_token_lifetime must be positive")
+	}
+	if !cookiePattern.MatchString(c.Session.CookieName) {
+		es.add("session.cookie_name", 0, "%q: use 1 to 64 letters, digits, _ or -", c.Session.CookieName)
+	}
+	if c.Session.Lifetime <= 0 || c.Session.IdleTimeout <= 0 || c.Session.LoginTimeout <= 0 {
+		es.add("session", 0, "lifetime, idle_timeout and login_timeout must be positive")
+	}
+	if c.Session.IdleTimeout > c.Session.Lifetime {
+		es.add("session.idle_timeout", 0, "longer than session.lifetime")
+	}
+	if c.Consent.Validity < 0 {
+		es.add("consent.validity", 0, "must not be negative (0: until withdrawn)")
+	}
+}
+
+func (c *Config) validateProviders(es *Errors) {
+	seen := map[string]bool{}
+	for i, p := range c.Providers {
+		path := fmt.Sprintf("providers[%d]", i)
+		if !idPattern.MatchString(p.ID) {
+			es.add(path+".id", 0, "%q: use letters, digits, . _ : -", p.ID)
+		} else if seen[p.ID] {
+			es.add(path+".id", 0, "%q is used twice", p.ID)
+		}
+		seen[p.ID] = true
+		if p.Type == "" {
+			es.add(path+".type", 0, "missing")
+		}
+		checkText(es, path+".name", p.Name, true)
+	}
+}
+
+func (c *Config) validateRelyingParties(es *Errors) {
+	seen := map[string]bool{}
+	for i := range c.RelyingParties {
+		rp := &c.RelyingParties[i]
+		path := fmt.Sprintf("relying_parties[%d]", i)
+		if !idPattern.MatchString(rp.ID) {
+			es.add(path+".id", 0, "%q: use letters, digits, . _ : -", rp.ID)
+		} else if seen[rp.ID] {
+			es.add(path+".id", 0, "%q is used twice", rp.ID)
+		}
+		seen[rp.ID] = true
+		checkText(es, path+".name", rp.Name, true)
+		if len(rp.AcceptedCredentials) == 0 {
+			es.add(path+".accepted_credentials", 0, "name at least one of %s", strings.Join(providers.Kinds, ", "))
+		}
+		for j, k := range rp.AcceptedCredentials {
+			if !providers.KnownKind(k) {
+				es.add(fmt.Sprintf("%s.accepted_credentials[%d]", path, j), 0, "%q: use one of %s", k, strings.Join(providers.Kinds, ", "))
+			}
+		}
+		if rp.MinLoA == "" {
+			rp.MinLoA = "substantial"
+		}
+		if _, err := loa.Parse(rp.MinLoA); err != nil {
+			es.add(path+".min_loa", 0, "%v", err)
+		}
+		if rp.SubjectType == "" {
+			rp.SubjectType = "pairwise"
+		}
+		if rp.SubjectType != "pairwise" && rp.SubjectType != "public" {
+			es.add(path+".subject_type", 0, "%q: use pairwise or public", rp.SubjectType)
+		}
+		claims := map[string]bool{}
+		for j, cl := range rp.Claims {
+			cp := fmt.Sprintf("%s.claims[%d]", path, j)
+			if !claimPattern.MatchString(cl.Name) {
+				es.add(cp+".name", 0, "%q is not a claim name", cl.Name)
+			} else if claims[cl.Name] {
+				es.add(cp+".name", 0, "%q is listed twice", cl.Name)
+			}
+			claims[cl.Name] = true
+			checkText(es, cp+".purpose", cl.Purpose, true)
+		}
+		switch rp.Protocol {
+		case "oidc":
+			c.validateOIDC(es, path, rp)
+		case "saml":
+			validateSAML(es, path, rp)
+		default:
+			es.add(path+".protocol", 0, "%q: use oidc or saml", rp.Protocol)
+		}
+	}
+}
+
+func (c *Config) validateOIDC(es *Errors, path string, rp *RelyingParty) {
+	if rp.SAML != nil {
+		es.add(path+".saml", 0, "only for protocol saml")
+	}
+	o := rp.OIDC
+	if o == nil {
+		es.add(path+".oidc", 0, "missing (protocol is oidc)")
+		return
+	}
+	if len(o.RedirectURIs) == 0 {
+		es.add(path+".oidc.redirect_uris", 0, "name at least one redirect URI")
+	}
+	for j, u := range o.RedirectURIs {
+		if err := CheckRedirectURI(u); err != nil {
+			es.add(fmt.Sprintf("%s.oidc.redirect_uris[%d]", path, j), 0, "%v", err)
+		}
+	}
+	for j, u := range o.PostLogoutRedirectURIs {
+		if err := CheckRedirectURI(u); err != nil {
+			es.add(fmt.Sprintf("%s.oidc.post_logout_redirect_uris[%d]", path, j), 0, "%v", err)
+		}
+	}
+	switch {
+	case o.Public && (o.ClientSecret != "" || o.ClientSecretFile != ""):
+		es.add(path+".oidc.client_secret", 0, "a public client has no secret")
+	case !o.Public && o.ClientSecret == "" && o.ClientSecretFile == "":
+		es.add(path+".oidc.client_secret", 0, "a confidential client needs client_secret or client_secret_file (or set public: true)")
+	case o.ClientSecret != "" && o.ClientSecretFile != "":
+		es.add(path+".oidc.client_secret", 0, "give client_secret or client_secret_file, not both")
+	case o.ClientSecret != "" && len(o.ClientSecret) < MinClientSecretLength:
+		es.add(path+".oidc.client_secret", 0, "shorter than %d characters (generate one with: openssl rand -base64 32)", MinClientSecretLength)
+	}
+}
+
+func validateSAML(es *Errors, path string, rp *RelyingParty) {
+	if rp.OIDC != nil {
+		es.add(path+".oidc", 0, "only for protocol oidc")
+	}
+	s := rp.SAML
+	if s == nil {
+		es.add(path+".saml", 0, "missing (protocol is saml)")
+		return
+	}
+	if s.EntityID == "" {
+		es.add(path+".saml.entity_id", 0, "missing")
+	}
+	if len(s.ACSURLs) == 0 && s.MetadataFile == "" {
+		es.add(path+".saml", 0, "name acs_urls or metadata_file")
+	}
+	for j, u := range s.ACSURLs {
+		if err := CheckRedirectURI(u); err != nil {
+			es.add(fmt.Sprintf("%s.saml.acs_urls[%d]", path, j), 0, "%v", err)
+		}
+	}
+}
+
+func (c *Config) validatePolicy(es *Errors) {
+	if _, err := time.LoadLocation(c.Policy.TimeZone); err != nil || c.Policy.TimeZone == "" {
+		es.add("policy.time_zone", 0, "%q is not a known time zone (e.g. Europe/Berlin)", c.Policy.TimeZone)
+	}
+	names := map[string]bool{}
+	for i, n := range c.Policy.Networks {
+		path := fmt.Sprintf("policy.networks[%d]", i)
+		if !idPattern.MatchString(n.Name) {
+			es.add(path+".name", 0, "%q: use letters, digits, . _ : -", n.Name)
+		} else if names[n.Name] {
+			es.add(path+".name", 0, "%q is used twice", n.Name)
+		}
+		names[n.Name] = true
+		if len(n.CIDRs) == 0 {
+			es.add(path+".cidrs", 0, "name at least one CIDR")
+		}
+		for j, cidr := range n.CIDRs {
+			if _, err := parseCIDROrIP(cidr); err != nil {
+				es.add(fmt.Sprintf("%s.cidrs[%d]", path, j), 0, "%v", err)
+			}
+		}
+	}
+}
+
+func checkText(es *Errors, path string, t Text, required bool) {
+	if required && t.Get("en") == "" {
+		es.add(path, 0, "missing: give de and en texts")
+	}
+	for lang := range t {
+		if lang != "de" && lang != "en" {
+			es.add(path+"."+lang, 0, "unknown language (use de and en)")
+		}
+	}
+}
+
+// parseCIDROrIP accepts "10.0.0.0/8" or a single address.
+func parseCIDROrIP(s string) (*net.IPNet, error) {
+	if _, n, err := net.ParseCIDR(s); err == nil {
+		return n, nil
+	}
+	if ip := net.ParseIP(s); ip != nil {
+		bits := 128
+		if ip.To4() != nil {
+			ip, bits = ip.To4(), 32
+		}
+		return &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, nil
+	}
+	return nil, fmt.Errorf("%q is neither a CIDR nor an IP address", s)
+}
+
+// ParseCIDROrIP is parseCIDROrIP for other packages (network zones).
+func ParseCIDROrIP(s string) (*net.IPNet, error) { return parseCIDROrIP(s) }
+
+// IsLoopbackHost reports whether host names this machine: localhost,
+// 127.0.0.0/8 or ::1.
+func IsLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// CheckRedirectURI enforces what a registered redirect URI may be: an
+// absolute https URL (http only on a loopback host), no fragment, no
+// user information (RFC 6749 §3.1.2, RFC 9700 §2.1).
+func CheckRedirectURI(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", s)
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return fmt.Errorf("%q has a fragment", s)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q carries user information", s)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !IsLoopbackHost(u.Hostname()) {
+			return fmt.Errorf("%q must use https (http only for localhost)", s)
+		}
+	default:
+		return fmt.Errorf("%q must use https", s)
+	}
+	return nil
+}
+
+func checkIssuer(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/") {
+		return fmt.Errorf("%q: no query, fragment or trailing slash (OIDC Discovery §3)", s)
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && IsLoopbackHost(u.Hostname())) {
+		return fmt.Errorf("%q must use https (http only for localhost)", s)
+	}
+	return nil
+}
+
+// CheckDSN accepts the database DSNs the store understands:
+// "sqlite:PATH", "sqlite://PATH", "file:PATH" and
+// "postgres://user@host:port/db?..." (also "postgresql://").
+func CheckDSN(dsn string) error {
+	switch {
+	case dsn == "":
+		return errors.New("missing (e.g. sqlite:./trustbroker.db or postgres://user@host/db)")
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return errors.New("not a valid PostgreSQL URL")
+		}
+		if u.Host == "" || strings.Trim(u.Path, "/") == "" {
+			return errors.New("a PostgreSQL URL needs a host and a database name")
+		}
+		return nil
+	case strings.HasPrefix(dsn, "sqlite:"), strings.HasPrefix(dsn, "file:"):
+		if strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "file:"), "//") == "" {
+			return errors.New("an SQLite DSN needs a file path")
+		}
+		return nil
+	default:
+		scheme, _, ok := strings.Cut(dsn, ":")
+		if ok {
+			return fmt.Errorf("unsupported scheme %q (use sqlite: or postgres://)", scheme)
+		}
+		return errors.New("use sqlite:PATH or postgres://...")
+	}
+}
