@@ -1,0 +1,72 @@
+package sqlstore
+
+import (
+	"context"
+
+	"github.com/trustbroker/trustbroker/broker/store"
+)
+
+type oauthRepo struct{ s *Store }
+
+var _ store.OAuth = (*oauthRepo)(nil)
+
+const tokenCols = "kind, signature, request_id, client_id, subject, active, requested_at, expires_at, data"
+
+func scanToken(r rowScanner, _ ...any) (*store.OAuthToken, error) {
+	var t store.OAuthToken
+	err := r.Scan(&t.Kind, &t.Signature, &t.RequestID, &t.ClientID, &t.Subject, &t.Active,
+		timeCol{&t.RequestedAt}, timeCol{&t.ExpiresAt}, jsonCol{&t.Data})
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// CreateToken implements store.OAuth. A zero RequestedAt is set to now;
+// ExpiresAt is required.
+func (r *oauthRepo) CreateToken(ctx context.Context, t *store.OAuthToken) error {
+	if err := requireExpiry(t.ExpiresAt); err != nil {
+		return wrap(err, "create %s", t.Kind)
+	}
+	data, err := jsonArg("data", t.Data)
+	if err != nil {
+		return wrap(err, "create %s", t.Kind)
+	}
+	t.RequestedAt = r.s.defaultTime(t.RequestedAt)
+	err = insert(ctx, r.s,
+		"INSERT INTO oauth_tokens ("+tokenCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		t.Kind, t.Signature, t.RequestID, t.ClientID, t.Subject, t.Active,
+		micros(t.RequestedAt), micros(t.ExpiresAt), data)
+	return wrap(err, "create %s", t.Kind)
+}
+
+// GetToken implements store.OAuth.
+func (r *oauthRepo) GetToken(ctx context.Context, kind, signature string) (*store.OAuthToken, error) {
+	t, err := getOne(ctx, r.s, scanToken,
+		"SELECT "+tokenCols+" FROM oauth_tokens WHERE kind = ? AND signature = ? AND expires_at > ?",
+		kind, signature, r.s.nowMicros())
+	return t, wrap(err, "get %s", kind)
+}
+
+// DeleteToken implements store.OAuth, expired tokens included.
+func (r *oauthRepo) DeleteToken(ctx context.Context, kind, signature string) error {
+	err := execOne(ctx, r.s, "DELETE FROM oauth_tokens WHERE kind = ? AND signature = ?", kind, signature)
+	return wrap(err, "delete %s", kind)
+}
+
+// DeactivateToken implements store.OAuth; an expired token is not found.
+func (r *oauthRepo) DeactivateToken(ctx context.Context, kind, signature string) error {
+	err := execOne(ctx, r.s,
+		"UPDATE oauth_tokens SET active = ? WHERE kind = ? AND signature = ? AND expires_at > ?",
+		false, kind, signature, r.s.nowMicros())
+	return wrap(err, "deactivate %s", kind)
+}
+
+// RevokeByRequestID implements store.OAuth and counts the tokens it turned
+// inactive.
+func (r *oauthRepo) RevokeByRequestID(ctx context.Context, kind, requestID string) (int64, error) {
+	n, err := execAffected(ctx, r.s,
+		"UPDATE oauth_tokens SET active = ? WHERE kind = ? AND request_id = ? AND active = ?",
+		false, kind, requestID, true)
+	return n, wrap(err, "revoke %s of request", kind)
+}
