@@ -1,0 +1,679 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/trustbroker/trustbroker/broker/loa"
+	"github.com/trustbroker/trustbroker/broker/store"
+	"github.com/trustbroker/trustbroker/broker/ui"
+	"github.com/trustbroker/trustbroker/broker/web"
+	"github.com/trustbroker/trustbroker/consent"
+	"github.com/trustbroker/trustbroker/policy"
+	"github.com/trustbroker/trustbroker/providers"
+)
+
+// maxFormBytes caps form and JSON bodies of the login pages.
+const maxFormBytes = 64 << 10
+
+// flowCtx is one request's view of its transaction.
+type flowCtx struct {
+	tx      *store.Transaction
+	params  LoginParams
+	binding string // the browser-binding cookie value
+	lang    string
+}
+
+// load finds the transaction of the request and checks that this browser
+// started it. On failure it has written the error page.
+func (b *Broker) load(w http.ResponseWriter, r *http.Request) (*flowCtx, bool) {
+	web.NoStore(w)
+	id := r.PathValue("tx")
+	lang := ui.Lang(r)
+	tx, err := b.o.Store.Transactions().Get(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		b.errorPage(w, r, http.StatusNotFound, lang, "error.tx_unknown")
+		return nil, false
+	}
+	if err != nil {
+		b.internalError(w, r, lang, "load transaction", err)
+		return nil, false
+	}
+	var p LoginParams
+	if err := json.Unmarshal(tx.Params, &p); err != nil {
+		b.internalError(w, r, lang, "decode transaction", err)
+		return nil, false
+	}
+	lang = ui.Lang(r, p.Lang)
+	binding := b.o.Cookies.Get(r, "tb_login", loginPath(id))
+	if binding == "" || hashString(binding) != p.BindingHash {
+		b.errorPage(w, r, http.StatusForbidden, lang, "error.tx_foreign")
+		return nil, false
+	}
+	return &flowCtx{tx: tx, params: p, binding: binding, lang: lang}, true
+}
+
+// csrfBinding ties form tokens to the transaction and the browser.
+func (fc *flowCtx) csrfBinding() string { return fc.tx.ID + "|" + fc.binding }
+
+func (b *Broker) checkCSRF(w http.ResponseWriter, r *http.Request, fc *flowCtx, token string) bool {
+	if b.o.CSRF.Valid(fc.csrfBinding(), token) {
+		return true
+	}
+	b.audit(r.Context(), "browser", "login.csrf", fc.tx.ID, store.OutcomeDenied, "bad csrf token", nil)
+	b.errorPage(w, r, http.StatusForbidden, fc.lang, "error.csrf")
+	return false
+}
+
+// parseForm reads a bounded form body and checks its CSRF token.
+func (b *Broker) parseForm(w http.ResponseWriter, r *http.Request, fc *flowCtx) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		b.errorPage(w, r, http.StatusBadRequest, fc.lang, "error.csrf")
+		return false
+	}
+	return b.checkCSRF(w, r, fc, r.PostForm.Get("csrf"))
+}
+
+func (b *Broker) active(fc *flowCtx) bool {
+	return fc.tx.State == store.TxStateMethod || fc.tx.State == store.TxStateProvider
+}
+
+// handleLogin: single sign-on when a session fits, else the method choice.
+func (b *Broker) handleLogin(w http.ResponseWriter, r *http.Request) {
+	fc, ok := b.load(w, r)
+	if !ok {
+		return
+	}
+	if fc.tx.State == store.TxStateDone || fc.tx.State == store.TxStateFailed {
+		b.handleResume(w, r, fc)
+		return
+	}
+	if !fc.params.has("login") && !fc.params.has("select_account") {
+		if s, id := b.ssoIdentity(r, fc.params); s != nil {
+			b.finish(w, r, fc, id, s)
+			return
+		}
+	}
+	if fc.params.has("none") {
+		b.fail(w, r, fc, "login_required", "no session satisfies the request and prompt=none")
+		return
+	}
+	b.renderMethods(w, r, fc, http.StatusOK, "")
+}
+
+// ssoIdentity returns the session and its identity when they satisfy the
+// request: level of assurance, accepted kind and max_age.
+func (b *Broker) ssoIdentity(r *http.Request, p LoginParams) (*store.Session, *providers.Identity) {
+	s, err := b.o.Sessions.Current(r.Context(), r)
+	if err != nil {
+		return nil, nil
+	}
+	var id providers.Identity
+	if json.Unmarshal(s.Identity, &id) != nil || !id.LoA.Satisfies(p.MinLoA) || !slices.Contains(p.Kinds, id.Kind) {
+		return nil, nil
+	}
+	if p.MaxAge != nil && b.o.Now().Sub(s.AuthTime) > time.Duration(*p.MaxAge)*time.Second {
+		return nil, nil
+	}
+	return s, &id
+}
+
+type methodView struct {
+	ID, Name, Kind string
+}
+
+type methodPage struct {
+	RPName       string
+	Methods      []methodView
+	CSRF         string
+	Action       string
+	CancelAction string
+	MinLoA       string
+	Error        string
+}
+
+// methods lists the configured providers that fit the request, in
+// configuration order.
+func (b *Broker) methods(p LoginParams) []Provider {
+	var out []Provider
+	for _, prov := range b.o.Providers {
+		if slices.Contains(p.Kinds, prov.Kind()) && prov.MaxLoA().Satisfies(p.MinLoA) {
+			out = append(out, prov)
+		}
+	}
+	return out
+}
+
+func (b *Broker) renderMethods(w http.ResponseWriter, r *http.Request, fc *flowCtx, status int, errText string) {
+	rp := b.o.RelyingParties[fc.tx.RPID]
+	page := methodPage{
+		RPName: rp.Name.Get(fc.lang), CSRF: b.o.CSRF.Token(fc.csrfBinding()),
+		Action: loginPath(fc.tx.ID), CancelAction: loginPath(fc.tx.ID) + "/cancel",
+		MinLoA: fc.params.MinLoA.String(), Error: errText,
+	}
+	for _, p := range b.methods(fc.params) {
+		page.Methods = append(page.Methods, methodView{ID: p.ID(), Name: p.Name.Get(fc.lang), Kind: p.Kind()})
+	}
+	b.o.UI.Render(w, r, status, "method", fc.lang, page)
+}
+
+// handleChoose starts the chosen provider.
+func (b *Broker) handleChoose(w http.ResponseWriter, r *http.Request) {
+	fc, ok := b.load(w, r)
+	if !ok || !b.parseForm(w, r, fc) {
+		return
+	}
+	if !b.active(fc) {
+		b.errorPage(w, r, http.StatusConflict, fc.lang, "error.tx_unknown")
+		return
+	}
+	prov, ok := b.providers[r.PostForm.Get("provider")]
+	if !ok || !slices.ContainsFunc(b.methods(fc.params), func(p Provider) bool { return p.ID() == prov.ID() }) {
+		b.audit(r.Context(), "browser", "login.method", fc.tx.ID, store.OutcomeDenied, "method not offered", nil)
+		b.errorPage(w, r, http.StatusBadRequest, fc.lang, "error.method")
+		return
+	}
+	b.audit(r.Context(), "browser", "login.method", fc.tx.ID, store.OutcomeSuccess, prov.ID(), nil)
+	switch p := prov.Provider.(type) {
+	case providers.RedirectProvider:
+		target, state, err := p.Begin(r.Context(), b.providerRequest(r, fc))
+		if err != nil {
+			b.providerFailed(w, r, fc, prov, err)
+			return
+		}
+		if !b.setProvider(w, r, fc, prov.ID(), state) {
+			return
+		}
+		http.Redirect(w, r, target, http.StatusSeeOther)
+	case providers.CeremonyProvider:
+		if !b.setProvider(w, r, fc, prov.ID(), nil) {
+			return
+		}
+		b.o.UI.Render(w, r, http.StatusOK, "ceremony", fc.lang, ceremonyPage{
+			Kind: p.Kind(), Name: prov.Name.Get(fc.lang), CSRF: b.o.CSRF.Token(fc.csrfBinding()),
+			OptionsURL: loginPath(fc.tx.ID) + "/ceremony/options", FinishURL: loginPath(fc.tx.ID) + "/ceremony/finish",
+		})
+	case providers.CertificateProvider:
+		if !b.setProvider(w, r, fc, prov.ID(), nil) {
+			return
+		}
+		http.Redirect(w, r, loginPath(fc.tx.ID)+"/certificate", http.StatusSeeOther)
+	default:
+		b.internalError(w, r, fc.lang, "provider without a capability", errors.New(prov.ID()))
+	}
+}
+
+type ceremonyPage struct {
+	Kind, Name, CSRF, OptionsURL, FinishURL string
+}
+
+// setProvider records the chosen provider and its state.
+func (b *Broker) setProvider(w http.ResponseWriter, r *http.Request, fc *flowCtx, providerID string, state []byte) bool {
+	tx, err := b.o.Store.Transactions().Update(r.Context(), fc.tx.ID, func(t *store.Transaction) error {
+		if t.State != store.TxStateMethod && t.State != store.TxStateProvider {
+			return store.ErrConflict
+		}
+		t.State, t.ProviderID = store.TxStateProvider, providerID
+		t.ProviderState = encodeState(state)
+		return nil
+	})
+	if err != nil {
+		b.internalError(w, r, fc.lang, "update transaction", err)
+		return false
+	}
+	fc.tx = tx
+	return true
+}
+
+// encodeState keeps provider state as a JSON string (base64 of the bytes).
+func encodeState(state []byte) json.RawMessage {
+	if state == nil {
+		return nil
+	}
+	b, _ := json.Marshal(state)
+	return b
+}
+
+func decodeState(raw json.RawMessage) []byte {
+	var s []byte
+	if len(raw) > 0 {
+		_ = json.Unmarshal(raw, &s)
+	}
+	return s
+}
+
+func (b *Broker) providerRequest(r *http.Request, fc *flowCtx) providers.Request {
+	return providers.Request{
+		TransactionID: fc.tx.ID, RPID: fc.tx.RPID, Attributes: fc.params.Attributes,
+		MinLoA: fc.params.MinLoA, Lang: fc.lang, ClientIP: web.ClientIP(r.Context()),
+		CallbackURL: b.o.Issuer + loginPath(fc.tx.ID) + "/callback",
+	}
+}
+
+// chosen returns the provider of a transaction in the provider state.
+func (b *Broker) chosen(w http.ResponseWriter, r *http.Request, fc *flowCtx) (Provider, bool) {
+	prov, ok := b.providers[fc.tx.ProviderID]
+	if fc.tx.State != store.TxStateProvider || !ok {
+		b.errorPage(w, r, http.StatusConflict, fc.lang, "error.tx_unknown")
+		return Provider{}, false
+	}
+	return prov, true
+}
+
+// handleCallback completes a redirect-based provider.
+func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
+	fc, ok := b.load(w, r)
+	if !ok {
+		return
+	}
+	prov, ok := b.chosen(w, r, fc)
+	if !ok {
+		return
+	}
+	rp, ok := prov.Provider.(providers.RedirectProvider)
+	if !ok {
+		b.errorPage(w, r, http.StatusBadRequest, fc.lang, "error.method")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	id, err := rp.Complete(r.Context(), b.providerRequest(r, fc), decodeState(fc.tx.ProviderState), r)
+	if err != nil {
+		b.providerFailed(w, r, fc, prov, err)
+		return
+	}
+	b.identified(w, r, fc, prov, id)
+}
+
+// ceremonyProvider checks the transaction, the CSRF header and the
+// provider's capability for the two ceremony endpoints.
+func (b *Broker) ceremonyProvider(w http.ResponseWriter, r *http.Request) (*flowCtx, Provider, providers.CeremonyProvider, bool) {
+	fc, ok := b.load(w, r)
+	if !ok || !b.checkCSRF(w, r, fc, r.Header.Get("X-CSRF-Token")) {
+		return nil, Provider{}, nil, false
+	}
+	prov, ok := b.chosen(w, r, fc)
+	if !ok {
+		return nil, Provider{}, nil, false
+	}
+	cp, ok := prov.Provider.(providers.CeremonyProvider)
+	if !ok {
+		b.errorPage(w, r, http.StatusBadRequest, fc.lang, "error.method")
+		return nil, Provider{}, nil, false
+	}
+	return fc, prov, cp, true
+}
+
+func (b *Broker) handleCeremonyOptions(w http.ResponseWriter, r *http.Request) {
+	fc, prov, cp, ok := b.ceremonyProvider(w, r)
+	if !ok {
+		return
+	}
+	opts, state, err := cp.Options(r.Context(), b.providerRequest(r, fc))
+	if err != nil {
+		b.providerFailed(w, r, fc, prov, err)
+		return
+	}
+	if !b.setProvider(w, r, fc, prov.ID(), state) {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(opts)
+}
+
+func (b *Broker) handleCeremonyFinish(w http.ResponseWriter, r *http.Request) {
+	fc, prov, cp, ok := b.ceremonyProvider(w, r)
+	if !ok {
+		return
+	}
+	body, err := readBody(w, r)
+	if err != nil || !json.Valid(body) {
+		b.errorPage(w, r, http.StatusBadRequest, fc.lang, "error.provider")
+		return
+	}
+	id, err := cp.Finish(r.Context(), b.providerRequest(r, fc), decodeState(fc.tx.ProviderState), body)
+	if err != nil {
+		b.providerFailed(w, r, fc, prov, err)
+		return
+	}
+	b.identified(w, r, fc, prov, id)
+}
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+}
+
+// handleCertificate authenticates the verified TLS client certificate.
+func (b *Broker) handleCertificate(w http.ResponseWriter, r *http.Request) {
+	fc, ok := b.load(w, r)
+	if !ok {
+		return
+	}
+	prov, ok := b.chosen(w, r, fc)
+	if !ok {
+		return
+	}
+	cp, ok := prov.Provider.(providers.CertificateProvider)
+	if !ok {
+		b.errorPage(w, r, http.StatusBadRequest, fc.lang, "error.method")
+		return
+	}
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		b.providerFailed(w, r, fc, prov, &providers.Error{Code: "no_certificate", Public: "no verified client certificate was presented"})
+		return
+	}
+	id, err := cp.Authenticate(r.Context(), b.providerRequest(r, fc), r.TLS.VerifiedChains[0])
+	if err != nil {
+		b.providerFailed(w, r, fc, prov, err)
+		return
+	}
+	b.identified(w, r, fc, prov, id)
+}
+
+// handleCancel: the user leaves the login; the RP hears access_denied.
+func (b *Broker) handleCancel(w http.ResponseWriter, r *http.Request) {
+	fc, ok := b.load(w, r)
+	if !ok || !b.parseForm(w, r, fc) {
+		return
+	}
+	if !b.active(fc) {
+		b.errorPage(w, r, http.StatusConflict, fc.lang, "error.tx_unknown")
+		return
+	}
+	b.fail(w, r, fc, "access_denied", "the user cancelled the login")
+}
+
+// providerFailed shows the method page again with the provider's public
+// message; the private part goes to the log and the audit trail.
+func (b *Broker) providerFailed(w http.ResponseWriter, r *http.Request, fc *flowCtx, prov Provider, err error) {
+	reason, public := "provider error", ""
+	if pe, ok := providers.PublicError(err); ok {
+		reason, public = pe.Code, pe.Public
+	}
+	b.o.Logger.WarnContext(r.Context(), "provider failed", "provider", prov.ID(), "tx", fc.tx.ID,
+		"request_id", web.RequestID(r.Context()), "err", err)
+	b.audit(r.Context(), "browser", "login.provider", fc.tx.ID, store.OutcomeFailure, reason, map[string]string{"provider": prov.ID()})
+	msg := b.text(fc.lang, "error.provider")
+	if public != "" {
+		msg += " " + public
+	}
+	b.renderMethods(w, r, fc, http.StatusUnprocessableEntity, msg)
+}
+
+// identified is the common path after a provider proved an identity.
+func (b *Broker) identified(w http.ResponseWriter, r *http.Request, fc *flowCtx, prov Provider, id *providers.Identity) {
+	if id == nil || id.Subject == "" {
+		b.providerFailed(w, r, fc, prov, errors.New("provider returned no subject"))
+		return
+	}
+	id.ProviderID, id.Kind = prov.ID(), prov.Kind()
+	if id.AuthTime.IsZero() {
+		id.AuthTime = b.o.Now()
+	}
+	b.audit(r.Context(), "browser", "login.provider", fc.tx.ID, store.OutcomeSuccess, prov.ID(),
+		map[string]any{"loa": id.LoA.String(), "amr": id.AMR})
+	b.finish(w, r, fc, id, nil)
+}
+
+// finish links the account, asks the policy and the consent step, and
+// hands the result to the adapter. sso is the session that answered, or
+// nil after a fresh login.
+func (b *Broker) finish(w http.ResponseWriter, r *http.Request, fc *flowCtx, id *providers.Identity, sso *store.Session) {
+	ctx := r.Context()
+	if !id.LoA.Satisfies(fc.params.MinLoA) {
+		b.fail(w, r, fc, "access_denied", "level of assurance "+id.LoA.String()+" below "+fc.params.MinLoA.String())
+		return
+	}
+	accountID := ""
+	if sso != nil {
+		accountID = sso.AccountID
+	} else {
+		var err error
+		if accountID, err = b.linkAccount(ctx, id); err != nil {
+			b.internalError(w, r, fc.lang, "link account", err)
+			return
+		}
+	}
+	rp := b.o.RelyingParties[fc.tx.RPID]
+	dec, err := b.o.Policy.Decide(ctx, policy.Request{
+		Subject: policy.Subject{AccountID: accountID}, Resource: rp.ID, Action: "login",
+		Context: b.PolicyContext(r, id.LoA, id.Kind, id.AMR),
+	})
+	if err != nil {
+		b.internalError(w, r, fc.lang, "policy decision", err)
+		return
+	}
+	b.audit(ctx, accountID, "login.policy", fc.tx.ID, string(dec.Effect), dec.Rule+": "+dec.Reason, nil)
+	switch dec.Effect {
+	case policy.Allow:
+	case policy.StepUp:
+		b.stepUp(w, r, fc, dec.RequiredLoA)
+		return
+	default:
+		b.fail(w, r, fc, "access_denied", "policy rule "+dec.Rule+" denied the login")
+		return
+	}
+	granted, ok := b.consent(w, r, fc, accountID, id)
+	if !ok {
+		return
+	}
+	sessionID, ok := b.bindSession(w, r, fc, accountID, id, sso)
+	if !ok {
+		return
+	}
+	res := &Result{
+		Identity: *id, AccountID: accountID, SessionID: sessionID, Subject: b.Subject(rp, accountID),
+		Claims: map[string]any{}, Granted: granted, AuthTime: id.AuthTime, ACR: id.LoA.URI(), AMR: id.AMR,
+		PolicyTag: dec.Rule, SSO: sso != nil,
+	}
+	for _, name := range granted {
+		res.Claims[name] = id.Attributes[name]
+	}
+	b.audit(ctx, accountID, "login.complete", fc.tx.ID, store.OutcomeSuccess, "rp "+rp.ID,
+		map[string]any{"granted": granted, "sso": sso != nil, "loa": id.LoA.String()})
+	b.end(w, r, fc, store.TxStateDone, res)
+}
+
+// consent asks the consent step what may leave.
+func (b *Broker) consent(w http.ResponseWriter, r *http.Request, fc *flowCtx, accountID string, id *providers.Identity) ([]string, bool) {
+	rp := b.o.RelyingParties[fc.tx.RPID]
+	var req []consent.Requested
+	for _, c := range rp.Claims {
+		if !slices.Contains(fc.params.Attributes, c.Name) {
+			continue
+		}
+		_, has := id.Attributes[c.Name]
+		req = append(req, consent.Requested{Name: c.Name, Purpose: c.Purpose.Get(fc.lang), Required: c.Required, Available: has})
+	}
+	ev, err := b.o.Consent.Evaluate(r.Context(), accountID, rp.ID, req)
+	if err != nil {
+		b.internalError(w, r, fc.lang, "consent evaluation", err)
+		return nil, false
+	}
+	if ev.Ask {
+		// The consent page arrives with the consent manager; a step that
+		// asks before then cannot be answered.
+		b.fail(w, r, fc, "consent_required", "consent is needed and no consent page is available")
+		return nil, false
+	}
+	b.audit(r.Context(), accountID, "login.consent", fc.tx.ID, store.OutcomeSuccess, ev.Mechanism, map[string]any{"granted": ev.Granted})
+	return ev.Granted, true
+}
+
+// stepUp raises the required level and returns to the method choice.
+func (b *Broker) stepUp(w http.ResponseWriter, r *http.Request, fc *flowCtx, required loa.Level) {
+	fc.params.MinLoA = max(fc.params.MinLoA, required)
+	params, _ := json.Marshal(fc.params)
+	_, err := b.o.Store.Transactions().Update(r.Context(), fc.tx.ID, func(t *store.Transaction) error {
+		t.Params, t.State, t.ProviderID, t.ProviderState = params, store.TxStateMethod, "", nil
+		return nil
+	})
+	if err != nil {
+		b.internalError(w, r, fc.lang, "step-up", err)
+		return
+	}
+	http.Redirect(w, r, loginPath(fc.tx.ID), http.StatusSeeOther)
+}
+
+// linkAccount finds the account of an identity, creating it on first login.
+// Two first logins racing both end on the same account.
+func (b *Broker) linkAccount(ctx context.Context, id *providers.Identity) (string, error) {
+	for attempt := 0; attempt < 2; attempt++ {
+		var accountID string
+		err := b.o.Store.InTx(ctx, func(tx store.Store) error {
+			a, err := tx.Accounts().FindByIdentity(ctx, id.ProviderID, id.Subject)
+			if err == nil {
+				accountID = a.ID
+				return tx.Accounts().TouchIdentity(ctx, id.ProviderID, id.Subject, b.o.Now())
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			newID, err := b.random(16)
+			if err != nil {
+				return err
+			}
+			now := b.o.Now()
+			if err := tx.Accounts().Create(ctx, &store.Account{ID: newID, CreatedAt: now, UpdatedAt: now, DisplayName: displayName(id)}); err != nil {
+				return err
+			}
+			accountID = newID
+			return tx.Accounts().Link(ctx, store.LinkedIdentity{
+				AccountID: newID, ProviderID: id.ProviderID, Subject: id.Subject, Kind: id.Kind, LinkedAt: now, LastUsedAt: now,
+			})
+		})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		return accountID, err
+	}
+	return "", errors.New("broker: account link kept conflicting")
+}
+
+func displayName(id *providers.Identity) string {
+	g, _ := id.Attributes["given_name"].(string)
+	f, _ := id.Attributes["family_name"].(string)
+	if g != "" && f != "" {
+		return g + " " + f
+	}
+	return g + f
+}
+
+// bindSession creates the SSO session after a fresh login, or records the RP
+// in the session that answered.
+func (b *Broker) bindSession(w http.ResponseWriter, r *http.Request, fc *flowCtx, accountID string, id *providers.Identity, sso *store.Session) (string, bool) {
+	ctx := r.Context()
+	if sso != nil {
+		_, err := b.o.Store.Sessions().Update(ctx, sso.ID, func(s *store.Session) error {
+			if !slices.Contains(s.RelyingParties, fc.tx.RPID) {
+				s.RelyingParties = append(s.RelyingParties, fc.tx.RPID)
+			}
+			return nil
+		})
+		if err != nil {
+			b.internalError(w, r, fc.lang, "update session", err)
+			return "", false
+		}
+		b.audit(ctx, accountID, "session.sso", fc.tx.ID, store.OutcomeSuccess, "rp "+fc.tx.RPID, nil)
+		return sso.ID, true
+	}
+	raw, _ := json.Marshal(id)
+	s := &store.Session{
+		AccountID: accountID, AuthTime: id.AuthTime, LoA: id.LoA.URI(), AMR: id.AMR,
+		ProviderID: id.ProviderID, CredentialKind: id.Kind, RelyingParties: []string{fc.tx.RPID}, Identity: raw,
+	}
+	if err := b.o.Sessions.Create(ctx, w, s); err != nil {
+		b.internalError(w, r, fc.lang, "create session", err)
+		return "", false
+	}
+	b.audit(ctx, accountID, "session.create", s.ID[:12], store.OutcomeSuccess, "", nil)
+	return s.ID, true
+}
+
+// fail ends the flow without an identity.
+func (b *Broker) fail(w http.ResponseWriter, r *http.Request, fc *flowCtx, code, description string) {
+	b.audit(r.Context(), "browser", "login.fail", fc.tx.ID, store.OutcomeFailure, code+": "+description, nil)
+	b.end(w, r, fc, store.TxStateFailed, &FlowError{Code: code, Description: description})
+}
+
+// end stores the outcome and resumes the adapter once: the transaction is
+// deleted first, so a second request for it finds nothing.
+func (b *Broker) end(w http.ResponseWriter, r *http.Request, fc *flowCtx, state string, outcome any) {
+	raw, _ := json.Marshal(outcome)
+	tx, err := b.o.Store.Transactions().Update(r.Context(), fc.tx.ID, func(t *store.Transaction) error {
+		if t.State == store.TxStateDone || t.State == store.TxStateFailed {
+			return store.ErrConflict
+		}
+		t.State, t.Result = state, raw
+		return nil
+	})
+	if errors.Is(err, store.ErrConflict) {
+		b.errorPage(w, r, http.StatusConflict, fc.lang, "error.tx_unknown")
+		return
+	}
+	if err != nil {
+		b.internalError(w, r, fc.lang, "end transaction", err)
+		return
+	}
+	fc.tx = tx
+	b.handleResume(w, r, fc)
+}
+
+// handleResume hands a finished transaction to its adapter, exactly once.
+func (b *Broker) handleResume(w http.ResponseWriter, r *http.Request, fc *flowCtx) {
+	a, ok := b.adapters[fc.tx.Protocol]
+	if !ok {
+		b.internalError(w, r, fc.lang, "resume", errors.New("no adapter for "+fc.tx.Protocol))
+		return
+	}
+	if err := b.o.Store.Transactions().Delete(r.Context(), fc.tx.ID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			b.errorPage(w, r, http.StatusConflict, fc.lang, "error.tx_unknown")
+			return
+		}
+		b.internalError(w, r, fc.lang, "delete transaction", err)
+		return
+	}
+	b.o.Cookies.Clear(w, "tb_login", loginPath(fc.tx.ID))
+	if fc.tx.State == store.TxStateDone {
+		var res Result
+		if err := json.Unmarshal(fc.tx.Result, &res); err != nil {
+			b.internalError(w, r, fc.lang, "decode result", err)
+			return
+		}
+		a.Resume(w, r, fc.tx, &res, nil)
+		return
+	}
+	var fe FlowError
+	if err := json.Unmarshal(fc.tx.Result, &fe); err != nil {
+		b.internalError(w, r, fc.lang, "decode failure", err)
+		return
+	}
+	a.Resume(w, r, fc.tx, nil, &fe)
+}
+
+type errorData struct {
+	Message   string
+	RequestID string
+}
+
+func (b *Broker) text(lang, key string) string {
+	return b.o.UI.Text(lang, key)
+}
+
+// errorPage renders the error page with a catalogue message.
+func (b *Broker) errorPage(w http.ResponseWriter, r *http.Request, status int, lang, key string) {
+	web.NoStore(w)
+	b.o.UI.Render(w, r, status, "error", lang, errorData{Message: b.text(lang, key), RequestID: web.RequestID(r.Context())})
+}
+
+// internalError logs the cause and shows a generic page.
+func (b *Broker) internalError(w http.ResponseWriter, r *http.Request, lang, what string, err error) {
+	b.o.Logger.ErrorContext(r.Context(), "login flow: "+what, "err", err, "request_id", web.RequestID(r.Context()))
+	b.errorPage(w, r, http.StatusInternalServerError, lang, "error.internal")
+}

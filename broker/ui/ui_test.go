@@ -1,0 +1,128 @@
+package ui
+
+import (
+	"encoding/json"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func newUI(t *testing.T, demo bool) *UI {
+	t.Helper()
+	u, err := New(nil, demo, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestCataloguesMatch: German and English have the same keys and no empty text.
+func TestCataloguesMatch(t *testing.T) {
+	keys := map[string][]string{}
+	for _, lang := range Languages {
+		cat, err := loadCatalogue(embedded, lang)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range cat {
+			keys[lang] = append(keys[lang], k)
+			if strings.TrimSpace(v) == "" {
+				t.Errorf("%s: empty text for %q", lang, k)
+			}
+		}
+		sort.Strings(keys[lang])
+	}
+	a, _ := json.Marshal(keys["de"])
+	b, _ := json.Marshal(keys["en"])
+	if string(a) != string(b) {
+		t.Errorf("catalogues differ:\nde %s\nen %s", a, b)
+	}
+}
+
+// sample gives each page data shaped like its real caller's.
+var sample = map[string]any{
+	"method": map[string]any{
+		"RPName": "Shop <b>", "CSRF": "tok", "Action": "/login/x", "CancelAction": "/login/x/cancel", "MinLoA": "high", "Error": "",
+		"Methods": []map[string]string{{"ID": "eid", "Name": "Online-Ausweis", "Kind": "eid"}},
+	},
+	"error":       map[string]any{"Message": "msg", "RequestID": "rid"},
+	"ceremony":    map[string]any{"Kind": "webauthn", "Name": "Passkey", "CSRF": "t", "OptionsURL": "/o", "FinishURL": "/f"},
+	"demo_home":   map[string]any{"CSRF": "t"},
+	"demo_result": map[string]any{"Claims": []map[string]string{{"Name": "sub", "Value": "x"}}},
+	"home":        nil,
+}
+
+// TestEveryPageRenders renders each page in each language, demo or not.
+func TestEveryPageRenders(t *testing.T) {
+	for _, demo := range []bool{false, true} {
+		u := newUI(t, demo)
+		pages := u.Pages()
+		if len(pages) != len(sample) {
+			t.Errorf("pages %v; the test knows %d", pages, len(sample))
+		}
+		for _, page := range pages {
+			for _, lang := range Languages {
+				rec := httptest.NewRecorder()
+				u.Render(rec, httptest.NewRequest("GET", "/p", nil), 200, page, lang, sample[page])
+				body := rec.Body.String()
+				if rec.Code != 200 {
+					t.Fatalf("%s/%s: status %d: %s", page, lang, rec.Code, body)
+				}
+				if !strings.Contains(body, `<html lang="`+lang+`">`) || !strings.Contains(body, "</html>") {
+					t.Errorf("%s/%s: incomplete page", page, lang)
+				}
+				if strings.Contains(body, "demo-banner") != demo {
+					t.Errorf("%s/%s: demo banner shown=%v, want %v", page, lang, !demo, demo)
+				}
+				if strings.Contains(body, "<b>") {
+					t.Errorf("%s/%s: unescaped markup", page, lang)
+				}
+			}
+		}
+	}
+}
+
+func TestLang(t *testing.T) {
+	for _, tc := range []struct {
+		query, header, explicit, want string
+	}{
+		{"", "", "", "de"},
+		{"", "en-GB,en;q=0.9", "", "en"},
+		{"", "fr-FR, en;q=0.5", "", "en"},
+		{"", "fr", "", "de"},
+		{"", "en", "de-AT", "de"},
+		{"lang=en", "de", "de", "en"},
+		{"lang=xx", "en", "", "en"},
+	} {
+		r := httptest.NewRequest("GET", "/?"+tc.query, nil)
+		if tc.header != "" {
+			r.Header.Set("Accept-Language", tc.header)
+		}
+		if got := Lang(r, tc.explicit); got != tc.want {
+			t.Errorf("Lang(q=%q, h=%q, e=%q) = %s, want %s", tc.query, tc.header, tc.explicit, got, tc.want)
+		}
+	}
+}
+
+func TestAssets(t *testing.T) {
+	u := newUI(t, false)
+	rec := httptest.NewRecorder()
+	u.Assets().ServeHTTP(rec, httptest.NewRequest("GET", "/assets/style.css", nil))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Header().Get("Content-Type"), "text/css") {
+		t.Fatalf("style.css: %d %s", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	if _, err := fs.Stat(embedded, "assets/style.css"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

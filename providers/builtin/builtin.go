@@ -1,0 +1,11 @@
+// Package builtin is the registry of the provider types this binary ships:
+// configuration `type` name → factory. It is the only package that imports
+// every provider; providers join it as their packages land.
+package builtin
+
+import "github.com/trustbroker/trustbroker/providers"
+
+// Registry returns a fresh registry of the built-in provider types.
+func Registry() providers.Registry {
+	return providers.Registry{}
+}

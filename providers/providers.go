@@ -1,0 +1,185 @@
+// Package providers is the contract between the broker core and the places
+// identities come from. A provider has a small base interface and exactly
+// one of three capability interfaces, one per shape of login:
+//
+//   - RedirectProvider: begins with a browser redirect to an outside party
+//     (eID-Server, eIDAS node, upstream OIDC or SAML IdP) and completes from
+//     its callback;
+//   - CertificateProvider: the TLS client certificate of a card;
+//   - CeremonyProvider: a browser ceremony (WebAuthn: options out,
+//     assertion in).
+//
+// The broker checks the capability with a type assertion. Implementations
+// live in providers/<kind>; providers/builtin maps type names to factories.
+// This package imports none of them.
+package providers
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/trustbroker/trustbroker/broker/loa"
+)
+
+// Credential kinds: what a relying party can accept.
+const (
+	KindEID       = "eid"       // German eID card (nPA) via a TR-03130 eID-Server
+	KindEIDAS     = "eidas"     // EU eID via an eIDAS node
+	KindSmartcard = "smartcard" // X.509 cards: employee ID, HBA/SMC-B, eGK, signature cards
+	KindWebAuthn  = "webauthn"  // FIDO2 security keys and passkeys
+	KindOIDC      = "oidc"      // upstream OpenID Provider
+	KindSAML      = "saml"      // upstream SAML IdP
+)
+
+// Kinds lists every credential kind in the order the login page shows them.
+var Kinds = []string{KindEID, KindEIDAS, KindSmartcard, KindWebAuthn, KindOIDC, KindSAML}
+
+// KnownKind reports whether k is one of Kinds.
+func KnownKind(k string) bool {
+	for _, x := range Kinds {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Identity is what a provider proves about the user.
+type Identity struct {
+	ProviderID string `json:"provider_id"`
+	Kind       string `json:"kind"`
+	// Subject is stable for the same person at this provider (for an eID
+	// card: the restricted identification of the sector).
+	Subject string `json:"subject"`
+	// Attributes are verified attributes under OIDC claim names
+	// (given_name, family_name, birthdate, address, ...).
+	Attributes map[string]any `json:"attributes,omitempty"`
+	LoA        loa.Level      `json:"loa"`
+	AMR        []string       `json:"amr,omitempty"` // RFC 8176
+	AuthTime   time.Time      `json:"auth_time"`
+	// Evidence says what was verified and how, for OIDC4IDA
+	// verified_claims; nil for unverified identities.
+	Evidence *Evidence `json:"evidence,omitempty"`
+}
+
+// Evidence is the verification block of OpenID Connect for Identity
+// Assurance 1.0 (§5.1 "verification"): trust framework, time, and the
+// evidence checked.
+type Evidence struct {
+	TrustFramework string            `json:"trust_framework"`
+	AssuranceLevel string            `json:"assurance_level,omitempty"`
+	Time           time.Time         `json:"time,omitempty"`
+	Items          []json.RawMessage `json:"evidence,omitempty"`
+}
+
+// Request is what the broker tells a provider about the login at hand.
+type Request struct {
+	TransactionID string
+	RPID          string
+	// Attributes the relying party asked for (claim names).
+	Attributes []string
+	// MinLoA is the lowest level that satisfies the relying party.
+	MinLoA loa.Level
+	// Lang is the user's language, "de" or "en".
+	Lang string
+	// CallbackURL is where a redirect-based provider sends the browser
+	// back to (absolute).
+	CallbackURL string
+	// ClientIP of the browser, for providers that bind to it.
+	ClientIP string
+}
+
+// Provider is the base interface every provider implements.
+type Provider interface {
+	// ID is the configured id, unique in the broker.
+	ID() string
+	// Kind is one of the Kind constants.
+	Kind() string
+	// MaxLoA is the highest level this provider can reach; the login page
+	// offers it only where that satisfies the relying party.
+	MaxLoA() loa.Level
+}
+
+// RedirectProvider begins with a redirect and completes from a callback.
+type RedirectProvider interface {
+	Provider
+	// Begin returns where to send the browser and the state to keep until
+	// the callback (the broker stores it in the login transaction).
+	Begin(ctx context.Context, req Request) (redirectURL string, state []byte, err error)
+	// Complete reads the callback request.
+	Complete(ctx context.Context, req Request, state []byte, callback *http.Request) (*Identity, error)
+}
+
+// CertificateProvider authenticates a verified TLS client certificate chain.
+type CertificateProvider interface {
+	Provider
+	Authenticate(ctx context.Context, req Request, chain []*x509.Certificate) (*Identity, error)
+}
+
+// CeremonyProvider runs a browser ceremony: options out, response in.
+type CeremonyProvider interface {
+	Provider
+	// Options returns the JSON the page's script hands to the browser API,
+	// and the state to keep until Finish.
+	Options(ctx context.Context, req Request) (options json.RawMessage, state []byte, err error)
+	Finish(ctx context.Context, req Request, state []byte, response json.RawMessage) (*Identity, error)
+}
+
+// Error is a provider failure with a part that is safe to show the user
+// (Public, in the user's language where the provider knows it) and a private
+// part for the log.
+type Error struct {
+	// Code is a stable machine-readable reason, e.g. "cancelled",
+	// "card_expired", "loa_too_low".
+	Code string
+	// Public is the text the login page may show.
+	Public string
+	// Err is the cause, logged, never shown.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Public, e.Err)
+	}
+	return e.Code + ": " + e.Public
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// PublicError extracts the showable part of err, if it carries one.
+func PublicError(err error) (*Error, bool) {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe, true
+	}
+	return nil, false
+}
+
+// Deps are the shared services a factory may use. No globals: the clock,
+// randomness source and logger come from here.
+type Deps struct {
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Issuer is the broker's public base URL.
+	Issuer string
+	// HTTPClient for talking to outside parties.
+	HTTPClient *http.Client
+}
+
+// Factory builds a provider from its configured id, display names and the
+// raw `config` block, which the factory decodes strictly (see
+// config.DecodeStrict) reporting errors under path.
+type Factory func(id string, cfg *yaml.Node, path string, deps Deps) (Provider, error)
+
+// Registry maps a configured `type` to its factory. It is a plain map the
+// caller builds and passes in; nothing registers itself.
+type Registry map[string]Factory
