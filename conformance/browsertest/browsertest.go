@@ -1,0 +1,82 @@
+// Package browsertest starts headless Chromium for end-to-end tests through
+// chromedp. TRUSTBROKER_TEST_CHROMIUM names the binary; unset, browser tests
+// skip with a message; set but unusable, they fail (CI sets it).
+package browsertest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// ChromiumEnv names the variable holding the Chromium binary.
+const ChromiumEnv = "TRUSTBROKER_TEST_CHROMIUM"
+
+// ScreenshotEnv, when set, names a directory screenshots are copied to.
+const ScreenshotEnv = "TRUSTBROKER_SCREENSHOTS"
+
+// New returns a browser tab context that lives until the test ends.
+func New(t *testing.T) context.Context {
+	t.Helper()
+	bin := os.Getenv(ChromiumEnv)
+	if bin == "" {
+		t.Skipf("browser tests skipped: set %s to the Chromium binary, e.g. /usr/bin/chromium", ChromiumEnv)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s=%s: %v", ChromiumEnv, bin, err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(bin),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE localhost"),
+		chromedp.Flag("lang", "de-DE"),
+		chromedp.Flag("accept-lang", "de-DE,de"),
+		chromedp.WindowSize(1000, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelTab()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start Chromium %s: %v", bin, err)
+	}
+	return ctx
+}
+
+// Screenshot writes a full-page PNG to the test's temp dir (and to
+// $TRUSTBROKER_SCREENSHOTS when set) and returns its path.
+func Screenshot(t *testing.T, ctx context.Context, name string) string {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	file := strings.ReplaceAll(t.Name(), "/", "_") + "_" + name + ".png"
+	p := filepath.Join(t.TempDir(), file)
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if dir := os.Getenv(ScreenshotEnv); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, file), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
