@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -145,9 +146,9 @@ keys: {master_key_file: ./mk, rsa_bits: 2048, reload_interval: 200ms}
 `, port, base)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
+	logs := &syncBuffer{}
 	srv := exec.Command(bin, "serve", "--config", cfg)
-	srv.Dir, srv.Stdout, srv.Stderr = dir, &logs, &logs
+	srv.Dir, srv.Stdout, srv.Stderr = dir, logs, logs
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ keys: {master_key_file: ./mk, rsa_bits: 2048, reload_interval: 200ms}
 	go func() { exited <- srv.Wait() }()
 	t.Cleanup(func() { _ = srv.Process.Kill() })
 
-	waitHealthy(t, base, exited, &logs)
+	waitHealthy(t, base, exited, logs)
 	if !strings.Contains(logs.String(), "demo mode: generated a new master key file") {
 		t.Errorf("demo master key generation not logged:\n%s", logs.String())
 	}
@@ -210,7 +211,7 @@ func freePort(t *testing.T) string {
 	return port
 }
 
-func waitHealthy(t *testing.T, base string, exited chan error, logs *bytes.Buffer) {
+func waitHealthy(t *testing.T, base string, exited chan error, logs *syncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -251,4 +252,22 @@ func kids(t *testing.T, base string) []string {
 		out = append(out, k.Kid)
 	}
 	return out
+}
+
+// syncBuffer collects a child's output written from exec's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
