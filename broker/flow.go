@@ -256,29 +256,31 @@ func (b *Broker) providerRequest(r *http.Request, fc *flowCtx) providers.Request
 	}
 }
 
-// chosen returns the provider of a transaction in the provider state.
-func (b *Broker) chosen(w http.ResponseWriter, r *http.Request, fc *flowCtx) (Provider, bool) {
+// loadChosen loads the transaction of the request and its chosen provider,
+// which must have the capability C; on failure it has written the page.
+func loadChosen[C providers.Provider](b *Broker, w http.ResponseWriter, r *http.Request) (*flowCtx, Provider, C, bool) {
+	var none C
+	fc, ok := b.load(w, r)
+	if !ok {
+		return nil, Provider{}, none, false
+	}
 	prov, ok := b.providers[fc.tx.ProviderID]
 	if fc.tx.State != store.TxStateProvider || !ok {
 		b.errorPage(w, r, http.StatusConflict, fc.lang, "error.tx_unknown")
-		return Provider{}, false
+		return nil, Provider{}, none, false
 	}
-	return prov, true
+	c, ok := prov.Provider.(C)
+	if !ok {
+		b.errorPage(w, r, http.StatusBadRequest, fc.lang, "error.method")
+		return nil, Provider{}, none, false
+	}
+	return fc, prov, c, true
 }
 
 // handleCallback completes a redirect-based provider.
 func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
-	fc, ok := b.load(w, r)
+	fc, prov, rp, ok := loadChosen[providers.RedirectProvider](b, w, r)
 	if !ok {
-		return
-	}
-	prov, ok := b.chosen(w, r, fc)
-	if !ok {
-		return
-	}
-	rp, ok := prov.Provider.(providers.RedirectProvider)
-	if !ok {
-		b.errorPage(w, r, http.StatusBadRequest, fc.lang, "error.method")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
@@ -290,20 +292,11 @@ func (b *Broker) handleCallback(w http.ResponseWriter, r *http.Request) {
 	b.identified(w, r, fc, prov, id)
 }
 
-// ceremonyProvider checks the transaction, the CSRF header and the
-// provider's capability for the two ceremony endpoints.
+// ceremonyProvider loads a ceremony transaction and checks the CSRF header
+// the page's script sends.
 func (b *Broker) ceremonyProvider(w http.ResponseWriter, r *http.Request) (*flowCtx, Provider, providers.CeremonyProvider, bool) {
-	fc, ok := b.load(w, r)
+	fc, prov, cp, ok := loadChosen[providers.CeremonyProvider](b, w, r)
 	if !ok || !b.checkCSRF(w, r, fc, r.Header.Get("X-CSRF-Token")) {
-		return nil, Provider{}, nil, false
-	}
-	prov, ok := b.chosen(w, r, fc)
-	if !ok {
-		return nil, Provider{}, nil, false
-	}
-	cp, ok := prov.Provider.(providers.CeremonyProvider)
-	if !ok {
-		b.errorPage(w, r, http.StatusBadRequest, fc.lang, "error.method")
 		return nil, Provider{}, nil, false
 	}
 	return fc, prov, cp, true
@@ -350,17 +343,8 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 
 // handleCertificate authenticates the verified TLS client certificate.
 func (b *Broker) handleCertificate(w http.ResponseWriter, r *http.Request) {
-	fc, ok := b.load(w, r)
+	fc, prov, cp, ok := loadChosen[providers.CertificateProvider](b, w, r)
 	if !ok {
-		return
-	}
-	prov, ok := b.chosen(w, r, fc)
-	if !ok {
-		return
-	}
-	cp, ok := prov.Provider.(providers.CertificateProvider)
-	if !ok {
-		b.errorPage(w, r, http.StatusBadRequest, fc.lang, "error.method")
 		return
 	}
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
