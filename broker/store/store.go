@@ -335,7 +335,10 @@ type OAuth interface {
 	// expired.
 	GetToken(ctx context.Context, kind, signature string) (*OAuthToken, error)
 	DeleteToken(ctx context.Context, kind, signature string) error
-	// DeactivateToken marks one token inactive; ErrNotFound if absent.
+	// DeactivateToken marks one active token inactive; ErrNotFound if it
+	// is absent, expired or inactive already. It is a compare-and-swap: of
+	// two racing calls (a code redeemed twice, a refresh token rotated
+	// twice) exactly one succeeds.
 	DeactivateToken(ctx context.Context, kind, signature string) error
 	// RevokeByRequestID deactivates every token of the kind issued under
 	// the request (the grant, or the refresh-token family).

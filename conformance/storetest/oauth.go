@@ -44,6 +44,25 @@ func testOAuth(t *testing.T, open Opener) {
 		must(t, err)
 	})
 
+	t.Run("ConcurrentDeactivate", func(t *testing.T) {
+		// A code redeemed twice at once, a refresh token rotated twice at
+		// once: exactly one deactivation may succeed.
+		e := setup(t, open)
+		must(t, e.st.OAuth().CreateToken(e.ctx, e.token(store.TokenAuthorizeCode, "code-race", "req-R")))
+		errs := parallel(writers, func(int) error {
+			return e.st.OAuth().DeactivateToken(e.ctx, store.TokenAuthorizeCode, "code-race")
+		})
+		wins := 0
+		for _, err := range errs {
+			if err == nil {
+				wins++
+			} else {
+				wantErr(t, err, store.ErrNotFound)
+			}
+		}
+		equal(t, "successful deactivations", wins, 1)
+	})
+
 	t.Run("DeactivateRevoke", func(t *testing.T) {
 		e := setup(t, open)
 		oauth := e.st.OAuth()
@@ -60,6 +79,7 @@ func testOAuth(t *testing.T, open Opener) {
 		must(t, err)
 		equal(t, "Active after DeactivateToken (still returned)", got.Active, false)
 		wantErr(t, oauth.DeactivateToken(e.ctx, store.TokenRefresh, "r-missing"), store.ErrNotFound)
+		wantErr(t, oauth.DeactivateToken(e.ctx, store.TokenRefresh, "r-1"), store.ErrNotFound)
 
 		n, err := oauth.RevokeByRequestID(e.ctx, store.TokenRefresh, "req-A")
 		must(t, err)

@@ -57,8 +57,8 @@ func (r *oauthRepo) DeleteToken(ctx context.Context, kind, signature string) err
 // DeactivateToken implements store.OAuth; an expired token is not found.
 func (r *oauthRepo) DeactivateToken(ctx context.Context, kind, signature string) error {
 	err := execOne(ctx, r.s,
-		"UPDATE oauth_tokens SET active = ? WHERE kind = ? AND signature = ? AND expires_at > ?",
-		false, kind, signature, r.s.nowMicros())
+		"UPDATE oauth_tokens SET active = ? WHERE kind = ? AND signature = ? AND active = ? AND expires_at > ?",
+		false, kind, signature, true, r.s.nowMicros())
 	return wrap(err, "deactivate %s", kind)
 }
 
