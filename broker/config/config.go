@@ -151,6 +151,42 @@ type OIDC struct {
 	Public           bool   `yaml:"public"`
 	ClientSecret     string `yaml:"client_secret"`
 	ClientSecretFile string `yaml:"client_secret_file"`
+	// TokenEndpointAuthMethod: client_secret_basic (default for
+	// confidential clients), client_secret_post, private_key_jwt; "none"
+	// for public clients.
+	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method"`
+	// JWKSFile holds the client's public keys for private_key_jwt.
+	JWKSFile string `yaml:"jwks_file"`
+	// GrantTypes: authorization_code (default), refresh_token,
+	// client_credentials.
+	GrantTypes []string `yaml:"grant_types"`
+	// Scopes the client may request; default openid profile email address
+	// phone offline_access.
+	Scopes []string `yaml:"scopes"`
+	// IDTokenSignedResponseAlg: RS256 (default, OIDC Core §2) or ES256.
+	IDTokenSignedResponseAlg string `yaml:"id_token_signed_response_alg"`
+	// AccessTokenFormat: opaque (default) or jwt (RFC 9068).
+	AccessTokenFormat string `yaml:"access_token_format"`
+	// RequirePKCE: on by default; a confidential legacy client may turn it
+	// off. Public clients always need PKCE.
+	RequirePKCE *bool `yaml:"require_pkce"`
+	// RequirePAR: authorization requests must be pushed (RFC 9126).
+	RequirePAR bool `yaml:"require_par"`
+	// RequireDPoP: tokens must be DPoP-bound (RFC 9449).
+	RequireDPoP bool `yaml:"require_dpop"`
+	// Introspection lets this client introspect tokens (a resource server).
+	Introspection bool `yaml:"introspection"`
+	// BackchannelLogoutURI receives logout tokens (OIDC Back-Channel Logout).
+	BackchannelLogoutURI string `yaml:"backchannel_logout_uri"`
+	// Lifetimes; zero takes the defaults (access 10m, refresh 720h, id 10m).
+	AccessTokenLifetime  time.Duration `yaml:"access_token_lifetime"`
+	RefreshTokenLifetime time.Duration `yaml:"refresh_token_lifetime"`
+	IDTokenLifetime      time.Duration `yaml:"id_token_lifetime"`
+}
+
+// PKCERequired reports whether the client must use PKCE.
+func (o *OIDC) PKCERequired() bool {
+	return o.Public || o.RequirePKCE == nil || *o.RequirePKCE
 }
 
 // SAML is the SAML service-provider part of a registration.
@@ -454,12 +490,80 @@ func (c *Config) validateOIDC(es *Errors, path string, rp *RelyingParty) {
 	switch {
 	case o.Public && (o.ClientSecret != "" || o.ClientSecretFile != ""):
 		es.add(path+".oidc.client_secret", 0, "a public client has no secret")
-	case !o.Public && o.ClientSecret == "" && o.ClientSecretFile == "":
-		es.add(path+".oidc.client_secret", 0, "a confidential client needs client_secret or client_secret_file (or set public: true)")
+	case !o.Public && o.ClientSecret == "" && o.ClientSecretFile == "" && o.JWKSFile == "":
+		es.add(path+".oidc.client_secret", 0, "a confidential client needs client_secret, client_secret_file or jwks_file (or set public: true)")
 	case o.ClientSecret != "" && o.ClientSecretFile != "":
 		es.add(path+".oidc.client_secret", 0, "give client_secret or client_secret_file, not both")
 	case o.ClientSecret != "" && len(o.ClientSecret) < MinClientSecretLength:
 		es.add(path+".oidc.client_secret", 0, "shorter than %d characters (generate one with: openssl rand -base64 32)", MinClientSecretLength)
+	}
+	validateOIDCOptions(es, path+".oidc", o)
+}
+
+// validateOIDCOptions checks and defaults the protocol options of a client.
+func validateOIDCOptions(es *Errors, path string, o *OIDC) {
+	switch {
+	case o.TokenEndpointAuthMethod == "" && o.Public:
+		o.TokenEndpointAuthMethod = "none"
+	case o.TokenEndpointAuthMethod == "" && o.JWKSFile != "":
+		o.TokenEndpointAuthMethod = "private_key_jwt"
+	case o.TokenEndpointAuthMethod == "":
+		o.TokenEndpointAuthMethod = "client_secret_basic"
+	}
+	switch o.TokenEndpointAuthMethod {
+	case "none":
+		if !o.Public {
+			es.add(path+".token_endpoint_auth_method", 0, "none is only for public clients")
+		}
+	case "client_secret_basic", "client_secret_post":
+		if o.Public {
+			es.add(path+".token_endpoint_auth_method", 0, "a public client has no secret: use none")
+		}
+	case "private_key_jwt":
+		if o.JWKSFile == "" {
+			es.add(path+".jwks_file", 0, "private_key_jwt needs the client's public keys")
+		}
+	default:
+		es.add(path+".token_endpoint_auth_method", 0, "%q: use client_secret_basic, client_secret_post, private_key_jwt or none", o.TokenEndpointAuthMethod)
+	}
+	if len(o.GrantTypes) == 0 {
+		o.GrantTypes = []string{"authorization_code", "refresh_token"}
+	}
+	for i, g := range o.GrantTypes {
+		switch g {
+		case "authorization_code", "refresh_token":
+		case "client_credentials":
+			if o.Public {
+				es.add(fmt.Sprintf("%s.grant_types[%d]", path, i), 0, "a public client cannot use client_credentials")
+			}
+		default:
+			es.add(fmt.Sprintf("%s.grant_types[%d]", path, i), 0, "%q: use authorization_code, refresh_token or client_credentials (implicit and password are not offered)", g)
+		}
+	}
+	if len(o.Scopes) == 0 {
+		o.Scopes = []string{"openid", "profile", "email", "address", "phone", "offline_access"}
+	}
+	if o.IDTokenSignedResponseAlg == "" {
+		o.IDTokenSignedResponseAlg = "RS256"
+	}
+	if o.IDTokenSignedResponseAlg != "RS256" && o.IDTokenSignedResponseAlg != "ES256" {
+		es.add(path+".id_token_signed_response_alg", 0, "%q: use RS256 or ES256", o.IDTokenSignedResponseAlg)
+	}
+	if o.AccessTokenFormat == "" {
+		o.AccessTokenFormat = "opaque"
+	}
+	if o.AccessTokenFormat != "opaque" && o.AccessTokenFormat != "jwt" {
+		es.add(path+".access_token_format", 0, "%q: use opaque or jwt", o.AccessTokenFormat)
+	}
+	if o.BackchannelLogoutURI != "" {
+		if err := CheckRedirectURI(o.BackchannelLogoutURI); err != nil {
+			es.add(path+".backchannel_logout_uri", 0, "%v", err)
+		}
+	}
+	for name, d := range map[string]*time.Duration{"access_token_lifetime": &o.AccessTokenLifetime, "refresh_token_lifetime": &o.RefreshTokenLifetime, "id_token_lifetime": &o.IDTokenLifetime} {
+		if *d < 0 {
+			es.add(path+"."+name, 0, "must not be negative")
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/trustbroker/trustbroker/adapters/demo"
+	"github.com/trustbroker/trustbroker/adapters/oidc"
 	"github.com/trustbroker/trustbroker/broker"
 	"github.com/trustbroker/trustbroker/broker/config"
 	"github.com/trustbroker/trustbroker/broker/keys"
@@ -184,6 +185,12 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	}
 	mux := http.NewServeMux()
 	b.Routes(mux)
+	op, err := newOpenIDProvider(cfg, b, st, km, u, mk, o)
+	if err != nil {
+		return nil, err
+	}
+	b.RegisterAdapter(op)
+	op.Routes(mux)
 	if cfg.Demo {
 		if _, ok := rps["demo"]; ok {
 			d := &demo.Adapter{Broker: b, UI: u, CSRF: csrf, Cookies: cookies, RPID: "demo", Rand: o.Rand, Now: o.Now}
@@ -202,6 +209,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	protect := http.NewCrossOriginProtection()
+	for _, pattern := range oidc.CrossOriginBypass() {
+		protect.AddInsecureBypassPattern(pattern)
+	}
 	s.Handler = web.Wrap(protect.Handler(mux), web.Options{
 		Logger: o.Logger, TLS: cfg.Server.TLS.Enabled(), TrustedProxies: trusted, Metrics: web.NewMetrics(reg),
 	})

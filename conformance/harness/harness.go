@@ -113,6 +113,36 @@ func NewBrowser(t testing.TB) *Browser {
 	return &Browser{Client: &http.Client{Jar: jar, Timeout: 20 * time.Second}, t: t}
 }
 
+// StopAt makes the browser stop following redirects at URLs that start
+// with prefix (a relying party's redirect URI, which nothing serves in
+// tests); the Page then carries the redirect response and its Location.
+func (b *Browser) StopAt(prefix string) *Browser {
+	b.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), prefix) {
+			return http.ErrUseLastResponse
+		}
+		if len(via) >= 10 {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	return b
+}
+
+// Location is the parsed Location header of a redirect response.
+func (p *Page) Location(t testing.TB) *url.URL {
+	t.Helper()
+	loc := p.Header.Get("Location")
+	if loc == "" {
+		t.Fatalf("no redirect from %s (%d):\n%s", p.URL, p.Status, p.Body)
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 // Page is a fetched page.
 type Page struct {
 	Status int

@@ -1,0 +1,54 @@
+package oidc
+
+import (
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+)
+
+// Session is what the OpenID Provider keeps with every code and token: the
+// ID token claims, and what the broker decided (account, SSO session, the
+// consented claims). Only consented claims are in it, so whatever reads a
+// token's session can release nothing else.
+type Session struct {
+	*openid.DefaultSession
+	// AccountID is the broker account (never shown to RPs).
+	AccountID string `json:"account_id,omitempty"`
+	// SSOSession is the broker's SSO session id, for logout.
+	SSOSession string `json:"sso_session,omitempty"`
+	// Claims are the consented end-user claims.
+	Claims map[string]any `json:"claims,omitempty"`
+	// ClientID that the tokens were issued to.
+	ClientID string `json:"client_id,omitempty"`
+	// JKT is the DPoP key thumbprint the tokens are bound to (RFC 9449).
+	JKT string `json:"jkt,omitempty"`
+}
+
+var _ openid.Session = (*Session)(nil)
+
+// newSession returns an empty session ready to be filled or unmarshalled.
+func newSession() *Session {
+	return &Session{DefaultSession: &openid.DefaultSession{
+		Claims:    &jwt.IDTokenClaims{Extra: map[string]any{}},
+		Headers:   &jwt.Headers{Extra: map[string]any{}},
+		ExpiresAt: map[fosite.TokenType]time.Time{},
+	}}
+}
+
+// Clone deep-copies the session (fosite clones before refresh).
+func (s *Session) Clone() fosite.Session {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.DefaultSession = s.DefaultSession.Clone().(*openid.DefaultSession)
+	if s.Claims != nil {
+		c.Claims = make(map[string]any, len(s.Claims))
+		for k, v := range s.Claims {
+			c.Claims[k] = v
+		}
+	}
+	return &c
+}

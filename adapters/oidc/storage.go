@@ -1,0 +1,321 @@
+package oidc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+
+	"github.com/trustbroker/trustbroker/broker/store"
+)
+
+// storage is fosite's storage over the broker store: every artefact is a
+// store.OAuthToken row keyed by kind and signature, so both backends serve
+// it and every replica sees it.
+type storage struct {
+	st      store.Store
+	clients map[string]*Client
+	now     func() time.Time
+	// fallbackTTL bounds rows whose session has no expiry for their kind.
+	fallbackTTL time.Duration
+}
+
+var (
+	_ fosite.Storage                     = (*storage)(nil)
+	_ oauth2.CoreStorage                 = (*storage)(nil)
+	_ oauth2.TokenRevocationStorage      = (*storage)(nil)
+	_ openid.OpenIDConnectRequestStorage = (*storage)(nil)
+	_ pkce.PKCERequestStorage            = (*storage)(nil)
+	_ fosite.PARStorage                  = (*storage)(nil)
+)
+
+// GetClient returns a registered client.
+func (s *storage) GetClient(_ context.Context, id string) (fosite.Client, error) {
+	c, ok := s.clients[id]
+	if !ok {
+		return nil, fosite.ErrNotFound
+	}
+	return c, nil
+}
+
+// ClientAssertionJWTValid: the check happens atomically in
+// SetClientAssertionJWT, which fosite calls next and whose error it returns.
+func (s *storage) ClientAssertionJWTValid(context.Context, string) error { return nil }
+
+// SetClientAssertionJWT records a private_key_jwt assertion's jti until it
+// expires; a second use is refused (fosite CVE-2020-15222), across replicas.
+func (s *storage) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	err := s.st.Replay().Use(ctx, "client_assertion", jti, exp)
+	if errors.Is(err, store.ErrConflict) {
+		return fosite.ErrJTIKnown
+	}
+	return err
+}
+
+// storedRequest is the serialisable part of a fosite request.
+type storedRequest struct {
+	ID                string          `json:"id"`
+	RequestedAt       time.Time       `json:"requested_at"`
+	ClientID          string          `json:"client_id"`
+	RequestedScope    []string        `json:"requested_scope"`
+	GrantedScope      []string        `json:"granted_scope"`
+	Form              url.Values      `json:"form"`
+	RequestedAudience []string        `json:"requested_audience"`
+	GrantedAudience   []string        `json:"granted_audience"`
+	Session           json.RawMessage `json:"session"`
+	// Authorize request fields, for pushed authorization requests.
+	ResponseTypes []string `json:"response_types,omitempty"`
+	RedirectURI   string   `json:"redirect_uri,omitempty"`
+	State         string   `json:"state,omitempty"`
+	ResponseMode  string   `json:"response_mode,omitempty"`
+}
+
+func (s *storage) create(ctx context.Context, kind, signature string, req fosite.Requester, tt fosite.TokenType) error {
+	sess, err := json.Marshal(req.GetSession())
+	if err != nil {
+		return fmt.Errorf("oidc: encode session: %w", err)
+	}
+	sr := storedRequest{
+		ID: req.GetID(), RequestedAt: req.GetRequestedAt(), ClientID: req.GetClient().GetID(),
+		RequestedScope: req.GetRequestedScopes(), GrantedScope: req.GetGrantedScopes(), Form: req.GetRequestForm(),
+		RequestedAudience: req.GetRequestedAudience(), GrantedAudience: req.GetGrantedAudience(), Session: sess,
+	}
+	if ar, ok := req.(fosite.AuthorizeRequester); ok {
+		sr.ResponseTypes, sr.State, sr.ResponseMode = ar.GetResponseTypes(), ar.GetState(), string(ar.GetResponseMode())
+		if u := ar.GetRedirectURI(); u != nil {
+			sr.RedirectURI = u.String()
+		}
+	}
+	data, err := json.Marshal(sr)
+	if err != nil {
+		return fmt.Errorf("oidc: encode request: %w", err)
+	}
+	now := s.now()
+	exp := time.Time{}
+	if req.GetSession() != nil {
+		exp = req.GetSession().GetExpiresAt(tt)
+	}
+	if exp.IsZero() {
+		exp = now.Add(s.fallbackTTL)
+	}
+	subject := ""
+	if req.GetSession() != nil {
+		subject = req.GetSession().GetSubject()
+	}
+	return s.st.OAuth().CreateToken(ctx, &store.OAuthToken{
+		Kind: kind, Signature: signature, RequestID: req.GetID(), ClientID: sr.ClientID, Subject: subject,
+		Active: true, RequestedAt: req.GetRequestedAt(), ExpiresAt: exp, Data: data,
+	})
+}
+
+// get loads a row and rebuilds the request with session decoded into sess.
+// An inactive row comes back with its request and inactiveErr.
+func (s *storage) get(ctx context.Context, kind, signature string, sess fosite.Session, inactiveErr error) (*fosite.AuthorizeRequest, error) {
+	row, err := s.st.OAuth().GetToken(ctx, kind, signature)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fosite.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var sr storedRequest
+	if err := json.Unmarshal(row.Data, &sr); err != nil {
+		return nil, fmt.Errorf("oidc: decode request: %w", err)
+	}
+	client, err := s.GetClient(ctx, sr.ClientID)
+	if err != nil {
+		return nil, fosite.ErrNotFound // the client was removed from the configuration
+	}
+	if sess == nil {
+		sess = newSession()
+	}
+	if err := json.Unmarshal(sr.Session, sess); err != nil {
+		return nil, fmt.Errorf("oidc: decode session: %w", err)
+	}
+	ar := fosite.NewAuthorizeRequest()
+	ar.ID, ar.RequestedAt, ar.Client, ar.Session = sr.ID, sr.RequestedAt, client, sess
+	ar.RequestedScope, ar.GrantedScope, ar.Form = sr.RequestedScope, sr.GrantedScope, sr.Form
+	ar.RequestedAudience, ar.GrantedAudience = sr.RequestedAudience, sr.GrantedAudience
+	if ar.Form == nil {
+		ar.Form = url.Values{}
+	}
+	ar.ResponseTypes, ar.State, ar.ResponseMode = sr.ResponseTypes, sr.State, fosite.ResponseModeType(sr.ResponseMode)
+	if sr.RedirectURI != "" {
+		ar.RedirectURI, _ = url.Parse(sr.RedirectURI)
+	}
+	if !row.Active {
+		return ar, inactiveErr
+	}
+	return ar, nil
+}
+
+func (s *storage) deleteRow(ctx context.Context, kind, signature string) error {
+	err := s.st.OAuth().DeleteToken(ctx, kind, signature)
+	if errors.Is(err, store.ErrNotFound) {
+		return fosite.ErrNotFound
+	}
+	return err
+}
+
+// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+func (s *storage) CreateAuthorizeCodeSession(ctx context.Context, code string, req fosite.Requester) error {
+	return s.create(ctx, store.TokenAuthorizeCode, code, req, fosite.AuthorizeCode)
+}
+
+// GetAuthorizeCodeSession returns ErrInvalidatedAuthorizeCode with the
+// request for a used code, so fosite revokes what the code issued.
+func (s *storage) GetAuthorizeCodeSession(ctx context.Context, code string, sess fosite.Session) (fosite.Requester, error) {
+	ar, err := s.get(ctx, store.TokenAuthorizeCode, code, sess, fosite.ErrInvalidatedAuthorizeCode)
+	if ar == nil {
+		return nil, err
+	}
+	return ar, err
+}
+
+// InvalidateAuthorizeCodeSession marks a code used; only one of two racing
+// redemptions gets past it.
+func (s *storage) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
+	err := s.st.OAuth().DeactivateToken(ctx, store.TokenAuthorizeCode, code)
+	if errors.Is(err, store.ErrNotFound) {
+		return fosite.ErrInvalidatedAuthorizeCode
+	}
+	return err
+}
+
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *storage) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
+	return s.create(ctx, store.TokenAccess, signature, req, fosite.AccessToken)
+}
+
+// GetAccessTokenSession: a revoked access token is not found.
+func (s *storage) GetAccessTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	ar, err := s.get(ctx, store.TokenAccess, signature, sess, fosite.ErrNotFound)
+	if err != nil {
+		return nil, err
+	}
+	return ar, nil
+}
+
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *storage) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	return s.deleteRow(ctx, store.TokenAccess, signature)
+}
+
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *storage) CreateRefreshTokenSession(ctx context.Context, signature, _ string, req fosite.Requester) error {
+	return s.create(ctx, store.TokenRefresh, signature, req, fosite.RefreshToken)
+}
+
+// GetRefreshTokenSession returns ErrInactiveToken with the request for a
+// rotated refresh token: fosite then revokes the whole family.
+func (s *storage) GetRefreshTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	ar, err := s.get(ctx, store.TokenRefresh, signature, sess, fosite.ErrInactiveToken)
+	if ar == nil {
+		return nil, err
+	}
+	return ar, err
+}
+
+// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *storage) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	return s.deleteRow(ctx, store.TokenRefresh, signature)
+}
+
+// RotateRefreshToken retires the presented refresh token and the access
+// tokens issued before it. If a concurrent request rotated it first, this is
+// reuse: the family is revoked and the request fails.
+func (s *storage) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	err := s.st.OAuth().DeactivateToken(ctx, store.TokenRefresh, signature)
+	if errors.Is(err, store.ErrNotFound) {
+		if rerr := s.RevokeRefreshToken(ctx, requestID); rerr != nil {
+			return rerr
+		}
+		if rerr := s.RevokeAccessToken(ctx, requestID); rerr != nil {
+			return rerr
+		}
+		return fosite.ErrInactiveToken
+	}
+	if err != nil {
+		return err
+	}
+	return s.RevokeAccessToken(ctx, requestID)
+}
+
+// RevokeRefreshToken deactivates every refresh token of the grant.
+func (s *storage) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	_, err := s.st.OAuth().RevokeByRequestID(ctx, store.TokenRefresh, requestID)
+	return err
+}
+
+// RevokeAccessToken deactivates every access token of the grant.
+func (s *storage) RevokeAccessToken(ctx context.Context, requestID string) error {
+	_, err := s.st.OAuth().RevokeByRequestID(ctx, store.TokenAccess, requestID)
+	return err
+}
+
+// CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *storage) CreateOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) error {
+	return s.create(ctx, store.TokenOIDC, code, req, fosite.AuthorizeCode)
+}
+
+// GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *storage) GetOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) (fosite.Requester, error) {
+	ar, err := s.get(ctx, store.TokenOIDC, code, req.GetSession(), fosite.ErrNotFound)
+	if errors.Is(err, fosite.ErrNotFound) {
+		return nil, openid.ErrNoSessionFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ar, nil
+}
+
+// DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+func (s *storage) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	return s.deleteRow(ctx, store.TokenOIDC, code)
+}
+
+// CreatePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *storage) CreatePKCERequestSession(ctx context.Context, signature string, req fosite.Requester) error {
+	return s.create(ctx, store.TokenPKCE, signature, req, fosite.AuthorizeCode)
+}
+
+// GetPKCERequestSession implements pkce.PKCERequestStorage.
+func (s *storage) GetPKCERequestSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	ar, err := s.get(ctx, store.TokenPKCE, signature, sess, fosite.ErrNotFound)
+	if err != nil {
+		return nil, err
+	}
+	return ar, nil
+}
+
+// DeletePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *storage) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	return s.deleteRow(ctx, store.TokenPKCE, signature)
+}
+
+// CreatePARSession stores a pushed authorization request (RFC 9126).
+func (s *storage) CreatePARSession(ctx context.Context, requestURI string, req fosite.AuthorizeRequester) error {
+	return s.create(ctx, store.TokenPAR, requestURI, req, fosite.PushedAuthorizeRequestContext)
+}
+
+// GetPARSession loads a pushed authorization request.
+func (s *storage) GetPARSession(ctx context.Context, requestURI string) (fosite.AuthorizeRequester, error) {
+	ar, err := s.get(ctx, store.TokenPAR, requestURI, nil, fosite.ErrNotFound)
+	if err != nil {
+		return nil, err
+	}
+	return ar, nil
+}
+
+// DeletePARSession makes a request_uri single-use.
+func (s *storage) DeletePARSession(ctx context.Context, requestURI string) error {
+	return s.deleteRow(ctx, store.TokenPAR, requestURI)
+}

@@ -1,0 +1,26 @@
+package server
+
+import (
+	"github.com/trustbroker/trustbroker/adapters/oidc"
+	"github.com/trustbroker/trustbroker/broker"
+	"github.com/trustbroker/trustbroker/broker/config"
+	"github.com/trustbroker/trustbroker/broker/keys"
+	"github.com/trustbroker/trustbroker/broker/store"
+	"github.com/trustbroker/trustbroker/broker/ui"
+)
+
+// newOpenIDProvider builds the OpenID Provider for the configured clients.
+func newOpenIDProvider(cfg *config.Config, b *broker.Broker, st store.Store, km *keys.Manager, u *ui.UI, mk keys.MasterKey, o Options) (*oidc.Provider, error) {
+	hmacKey, err := mk.Derive("oauth2-hmac")
+	if err != nil {
+		return nil, err
+	}
+	var clients []*config.RelyingParty
+	for i := range cfg.RelyingParties {
+		clients = append(clients, &cfg.RelyingParties[i])
+	}
+	return oidc.New(oidc.Options{
+		Issuer: cfg.Server.Issuer, Broker: b, Store: st, Keys: km, UI: u, Clients: clients,
+		HMACKey: hmacKey, Now: o.Now, Logger: o.Logger,
+	})
+}

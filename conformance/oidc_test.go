@@ -1,0 +1,555 @@
+package conformance_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/trustbroker/trustbroker/conformance/dbtest"
+	"github.com/trustbroker/trustbroker/conformance/harness"
+)
+
+const (
+	rpRedirect  = "http://localhost/rp/callback"
+	shopSecret  = "shop-secret-0123456789-0123456789-0123"
+	svcSecret   = "svc-secret-0123456789-0123456789-01234"
+	rsSecret    = "rs-secret-0123456789-0123456789-012345"
+	legacySecret = "legacy-secret-0123456789-0123456789-01"
+)
+
+const oidcYAML = `
+providers:
+  - id: eid-fake
+    type: fake-redirect
+    name: {de: Test-Ausweis, en: Test ID card}
+    config:
+      kind: eid
+      subject: restricted-id-0001
+      loa: high
+      amr: [sc, pin, mfa]
+      attributes: {given_name: Erika, family_name: Mustermann, birthdate: "1964-08-12", email: erika@example.org}
+relying_parties:
+  - id: shop
+    name: {de: Laden, en: Shop}
+    protocol: oidc
+    accepted_credentials: [eid]
+    min_loa: substantial
+    claims:
+      - {name: given_name, required: true, purpose: {en: greeting}}
+      - {name: family_name, purpose: {en: greeting}}
+      - {name: email, purpose: {en: receipts}}
+    oidc:
+      redirect_uris: [` + rpRedirect + `]
+      client_secret: ` + shopSecret + `
+  - id: spa
+    name: {en: Single-page app}
+    protocol: oidc
+    accepted_credentials: [eid]
+    claims: [{name: given_name, purpose: {en: greeting}}]
+    oidc:
+      public: true
+      redirect_uris: [` + rpRedirect + `]
+      id_token_signed_response_alg: ES256
+  - id: legacy
+    name: {en: Legacy}
+    protocol: oidc
+    accepted_credentials: [eid]
+    oidc:
+      redirect_uris: [` + rpRedirect + `]
+      client_secret: ` + legacySecret + `
+      token_endpoint_auth_method: client_secret_post
+      require_pkce: false
+  - id: svc
+    name: {en: Service}
+    protocol: oidc
+    accepted_credentials: [eid]
+    oidc:
+      redirect_uris: [https://svc.example/unused]
+      client_secret: ` + svcSecret + `
+      grant_types: [client_credentials]
+      scopes: [orders.read]
+  - id: rs
+    name: {en: Resource server}
+    protocol: oidc
+    accepted_credentials: [eid]
+    oidc:
+      redirect_uris: [https://rs.example/unused]
+      client_secret: ` + rsSecret + `
+      grant_types: [client_credentials]
+      introspection: true
+`
+
+// rp is a relying party built from the certified client libraries:
+// go-oidc for discovery and ID-token verification, x/oauth2 for the code
+// exchange.
+type rp struct {
+	t        *testing.T
+	ctx      context.Context
+	broker   *harness.Broker
+	provider *gooidc.Provider
+	conf     oauth2.Config
+}
+
+func newRP(t *testing.T, b *harness.Broker, clientID, secret string, scopes ...string) *rp {
+	t.Helper()
+	ctx := context.Background()
+	p, err := gooidc.NewProvider(ctx, b.URL)
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	if len(scopes) == 0 {
+		scopes = []string{gooidc.ScopeOpenID, "profile", "email", "offline_access"}
+	}
+	ep := p.Endpoint()
+	// No auto-detection: x/oauth2 would retry a failed request with the
+	// other style and report that attempt's error instead.
+	ep.AuthStyle = oauth2.AuthStyleInHeader
+	return &rp{t: t, ctx: ctx, broker: b, provider: p, conf: oauth2.Config{
+		ClientID: clientID, ClientSecret: secret, Endpoint: ep, RedirectURL: rpRedirect, Scopes: scopes,
+	}}
+}
+
+func randomString() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// authorize runs the browser through the login and returns the redirect to
+// the relying party.
+func (r *rp) authorize(br *harness.Browser, opts ...oauth2.AuthCodeOption) *url.URL {
+	r.t.Helper()
+	page := br.Get(r.conf.AuthCodeURL(randomString(), opts...))
+	if strings.HasPrefix(page.URL.Path, "/login/") && page.Status == 200 {
+		page = choose(r.t, br, page, "eid-fake")
+	}
+	return page.Location(r.t)
+}
+
+// login is a complete code flow with PKCE and nonce: it returns the
+// tokens and the verified ID token.
+func (r *rp) login(br *harness.Browser) (*oauth2.Token, *gooidc.IDToken, string) {
+	r.t.Helper()
+	verifier, nonce, state := oauth2.GenerateVerifier(), randomString(), randomString()
+	page := br.Get(r.conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), gooidc.Nonce(nonce)))
+	if strings.HasPrefix(page.URL.Path, "/login/") && page.Status == 200 {
+		page = choose(r.t, br, page, "eid-fake")
+	}
+	loc := page.Location(r.t)
+	q := loc.Query()
+	if q.Get("error") != "" || q.Get("state") != state || q.Get("iss") != r.broker.URL {
+		r.t.Fatalf("authorization response %s", loc)
+	}
+	tok, err := r.conf.Exchange(r.ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		r.t.Fatalf("code exchange: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := r.provider.Verifier(&gooidc.Config{ClientID: r.conf.ClientID, SupportedSigningAlgs: []string{"RS256", "ES256"}}).Verify(r.ctx, raw)
+	if err != nil {
+		r.t.Fatalf("ID token: %v", err)
+	}
+	if idt.Nonce != nonce {
+		r.t.Fatalf("nonce %q, want %q", idt.Nonce, nonce)
+	}
+	return tok, idt, raw
+}
+
+// postForm posts to a broker endpoint with optional basic auth and returns
+// status and decoded JSON.
+func postForm(t *testing.T, u string, form url.Values, user, pass string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]any{}
+	_ = json.Unmarshal(body, &out)
+	return resp.StatusCode, out
+}
+
+func introspect(t *testing.T, b *harness.Broker, token string) map[string]any {
+	t.Helper()
+	status, out := postForm(t, b.URL+"/oauth2/introspect", url.Values{"token": {token}}, "rs", rsSecret)
+	if status != 200 {
+		t.Fatalf("introspection: %d %v", status, out)
+	}
+	return out
+}
+
+func userinfoStatus(t *testing.T, b *harness.Broker, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, b.URL+"/oauth2/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func startOIDC(t *testing.T, dsn string) (*harness.Broker, *clock) {
+	c := &clock{t: time.Now()}
+	return harness.Start(t, oidcYAML, dsn, harness.Options{Now: c.now}), c
+}
+
+func TestOIDCCodeFlow(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dsn string) {
+		b, _ := startOIDC(t, dsn)
+		shop := newRP(t, b, "shop", shopSecret)
+		br := harness.NewBrowser(t).StopAt(rpRedirect)
+		tok, idt, raw := shop.login(br)
+
+		var claims struct {
+			GivenName, FamilyName, Email string
+			Birthdate                    *string  `json:"birthdate"`
+			ACR                          string   `json:"acr"`
+			AMR                          []string `json:"amr"`
+			SID                          string   `json:"sid"`
+			AuthTime                     int64    `json:"auth_time"`
+		}
+		if err := idt.Claims(&claims); err != nil {
+			t.Fatal(err)
+		}
+		if claims.ACR != "http://eidas.europa.eu/LoA/high" || strings.Join(claims.AMR, " ") != "sc pin mfa" || claims.SID == "" || claims.AuthTime == 0 {
+			t.Errorf("ID token claims: %+v", claims)
+		}
+		if claims.Birthdate != nil {
+			t.Error("a claim the client did not register left the broker")
+		}
+		if alg := jwsHeader(t, raw)["alg"]; alg != "RS256" {
+			t.Errorf("ID token alg %v: clients without id_token_signed_response_alg get RS256", alg)
+		}
+		ui, err := shop.provider.UserInfo(shop.ctx, oauth2.StaticTokenSource(tok))
+		if err != nil {
+			t.Fatalf("userinfo: %v", err)
+		}
+		var uc map[string]any
+		_ = ui.Claims(&uc)
+		if ui.Subject != idt.Subject || uc["given_name"] != "Erika" || uc["email"] != "erika@example.org" {
+			t.Errorf("userinfo %v (sub %s vs %s)", uc, ui.Subject, idt.Subject)
+		}
+		if in := introspect(t, b, tok.AccessToken); in["active"] != true || in["client_id"] != "shop" || in["sub"] != idt.Subject {
+			t.Errorf("introspection of a live token: %v", in)
+		}
+
+		// Refresh rotation: a new refresh token each time; the old one
+		// used again revokes the whole family.
+		old := tok.RefreshToken
+		fresh, err := shop.conf.TokenSource(shop.ctx, &oauth2.Token{RefreshToken: old, Expiry: time.Now().Add(-time.Hour)}).Token()
+		if err != nil || fresh.RefreshToken == "" || fresh.RefreshToken == old {
+			t.Fatalf("refresh: %v %+v", err, fresh)
+		}
+		status, out := postForm(t, b.URL+"/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {old}}, "shop", shopSecret)
+		if status != 400 || out["error"] != "invalid_grant" {
+			t.Errorf("reused refresh token: %d %v", status, out)
+		}
+		status, out = postForm(t, b.URL+"/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {fresh.RefreshToken}}, "shop", shopSecret)
+		if status != 400 || out["error"] != "invalid_grant" {
+			t.Errorf("refresh token of a revoked family still works: %d %v", status, out)
+		}
+		if in := introspect(t, b, fresh.AccessToken); in["active"] != false {
+			t.Errorf("access token of a revoked family is active: %v", in)
+		}
+
+		// A second login in the same browser answers from the SSO session.
+		_, idt2, _ := shop.login(br)
+		if idt2.Subject != idt.Subject {
+			t.Error("SSO login gave another subject")
+		}
+
+		// Revocation (RFC 7009).
+		tok3, _, _ := shop.login(br)
+		if status, _ := postForm(t, b.URL+"/oauth2/revoke", url.Values{"token": {tok3.AccessToken}}, "shop", shopSecret); status != 200 {
+			t.Errorf("revoke: %d", status)
+		}
+		if s := userinfoStatus(t, b, tok3.AccessToken); s != http.StatusUnauthorized {
+			t.Errorf("userinfo with a revoked token: %d", s)
+		}
+	})
+}
+
+func jwsHeader(t *testing.T, raw string) map[string]any {
+	t.Helper()
+	h, err := base64.RawURLEncoding.DecodeString(strings.SplitN(raw, ".", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]any{}
+	_ = json.Unmarshal(h, &out)
+	return out
+}
+
+func TestOIDCPublicClientAndPairwise(t *testing.T) {
+	b, _ := startOIDC(t, dbtest.SQLite(t))
+	br := harness.NewBrowser(t).StopAt(rpRedirect)
+	spa := newRP(t, b, "spa", "", gooidc.ScopeOpenID, "profile")
+	_, idt, raw := spa.login(br)
+	if alg := jwsHeader(t, raw)["alg"]; alg != "ES256" {
+		t.Errorf("ES256 opt-in ignored: %v", alg)
+	}
+	shop := newRP(t, b, "shop", shopSecret)
+	_, idtShop, _ := shop.login(br)
+	if idt.Subject == idtShop.Subject {
+		t.Error("two clients see the same pairwise subject")
+	}
+	// A public client without PKCE is refused.
+	loc := spa.authorize(harness.NewBrowser(t).StopAt(rpRedirect))
+	if loc.Query().Get("error") != "invalid_request" {
+		t.Errorf("public client without PKCE: %s", loc)
+	}
+}
+
+func TestOIDCClientCredentials(t *testing.T) {
+	b, _ := startOIDC(t, dbtest.SQLite(t))
+	status, out := postForm(t, b.URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}}, "svc", svcSecret)
+	if status != 200 || out["access_token"] == nil || out["refresh_token"] != nil {
+		t.Fatalf("client_credentials: %d %v", status, out)
+	}
+	at := out["access_token"].(string)
+	if in := introspect(t, b, at); in["active"] != true || in["client_id"] != "svc" || in["scope"] != "orders.read" {
+		t.Errorf("introspection: %v", in)
+	}
+	if s := userinfoStatus(t, b, at); s != http.StatusForbidden {
+		t.Errorf("userinfo with a client_credentials token: %d", s)
+	}
+	// Introspection only for registered resource servers.
+	if status, _ := postForm(t, b.URL+"/oauth2/introspect", url.Values{"token": {at}}, "svc", svcSecret); status != http.StatusUnauthorized {
+		t.Errorf("introspection by a non-resource-server: %d", status)
+	}
+	for _, tc := range []struct {
+		name, user, pass, scope, code string
+		status                        int
+	}{
+		{"wrong secret", "svc", "wrong-secret-0123456789-0123456789-01", "orders.read", "invalid_client", 401},
+		{"unknown client", "nobody", svcSecret, "orders.read", "invalid_client", 401},
+		{"scope not allowed", "svc", svcSecret, "orders.write", "invalid_scope", 400},
+		{"openid on client_credentials", "svc", svcSecret, "openid", "invalid_scope", 400},
+	} {
+		status, out := postForm(t, b.URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {tc.scope}}, tc.user, tc.pass)
+		if status != tc.status || out["error"] != tc.code {
+			t.Errorf("%s: %d %v, want %d %s", tc.name, status, out, tc.status, tc.code)
+		}
+	}
+}
+
+func TestOIDCRefusals(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dsn string) {
+		b, clk := startOIDC(t, dsn)
+		shop := newRP(t, b, "shop", shopSecret)
+
+		t.Run("redirect_uri mismatch shows a page, no redirect", func(t *testing.T) {
+			for _, bad := range []string{"http://localhost/rp/callback/", "http://localhost/RP/callback", "http://localhost/rp/callback?x=1",
+				"https://evil.example/cb", "http://localhost/rp/../rp/callback", "http://127.0.0.1/rp/callback"} {
+				conf := shop.conf
+				conf.RedirectURL = bad
+				p := harness.NewBrowser(t).StopAt("http://never/").Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+				if p.Status != http.StatusBadRequest || p.Header.Get("Location") != "" || !strings.Contains(p.Body, "invalid_request") {
+					t.Errorf("%s: %d %q", bad, p.Status, p.Header.Get("Location"))
+				}
+			}
+		})
+		t.Run("unknown client shows a page", func(t *testing.T) {
+			conf := shop.conf
+			conf.ClientID = "nobody"
+			p := harness.NewBrowser(t).StopAt(rpRedirect).Get(conf.AuthCodeURL("s"))
+			if p.Status != http.StatusUnauthorized || p.Header.Get("Location") != "" || !strings.Contains(p.Body, "invalid_client") {
+				t.Errorf("unknown client: %d %q", p.Status, p.Header.Get("Location"))
+			}
+		})
+		t.Run("missing PKCE", func(t *testing.T) {
+			loc := shop.authorize(harness.NewBrowser(t).StopAt(rpRedirect))
+			if loc.Query().Get("error") != "invalid_request" {
+				t.Errorf("no PKCE: %s", loc)
+			}
+		})
+		t.Run("plain PKCE", func(t *testing.T) {
+			loc := shop.authorize(harness.NewBrowser(t).StopAt(rpRedirect),
+				oauth2.SetAuthURLParam("code_challenge", strings.Repeat("a", 43)), oauth2.SetAuthURLParam("code_challenge_method", "plain"))
+			if loc.Query().Get("error") != "invalid_request" {
+				t.Errorf("plain PKCE: %s", loc)
+			}
+		})
+		t.Run("invalid scope", func(t *testing.T) {
+			conf := shop.conf
+			conf.Scopes = []string{"openid", "admin"}
+			p := harness.NewBrowser(t).StopAt(rpRedirect).Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+			if loc := p.Location(t); loc.Query().Get("error") != "invalid_scope" {
+				t.Errorf("invalid scope: %s", loc)
+			}
+		})
+		t.Run("prompt=none without session", func(t *testing.T) {
+			loc := shop.authorize(harness.NewBrowser(t).StopAt(rpRedirect), oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
+				oauth2.SetAuthURLParam("prompt", "none"))
+			if loc.Query().Get("error") != "login_required" {
+				t.Errorf("prompt=none: %s", loc)
+			}
+		})
+		t.Run("wrong code_verifier", func(t *testing.T) {
+			code := codeFor(t, shop, oauth2.GenerateVerifier())
+			_, err := shop.conf.Exchange(shop.ctx, code, oauth2.VerifierOption(oauth2.GenerateVerifier()))
+			wantOAuthError(t, err, "invalid_grant")
+		})
+		t.Run("verifier without challenge (PKCE downgrade)", func(t *testing.T) {
+			legacy := newRP(t, b, "legacy", legacySecret)
+			legacy.conf.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+			loc := legacy.authorize(harness.NewBrowser(t).StopAt(rpRedirect))
+			_, err := legacy.conf.Exchange(legacy.ctx, loc.Query().Get("code"), oauth2.VerifierOption(oauth2.GenerateVerifier()))
+			wantOAuthError(t, err, "invalid_grant")
+		})
+		t.Run("code reuse revokes its tokens", func(t *testing.T) {
+			v := oauth2.GenerateVerifier()
+			code := codeFor(t, shop, v)
+			tok, err := shop.conf.Exchange(shop.ctx, code, oauth2.VerifierOption(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = shop.conf.Exchange(shop.ctx, code, oauth2.VerifierOption(v))
+			wantOAuthError(t, err, "invalid_grant")
+			if s := userinfoStatus(t, b, tok.AccessToken); s != http.StatusUnauthorized {
+				t.Errorf("access token of a reused code still works: %d", s)
+			}
+			if in := introspect(t, b, tok.RefreshToken); in["active"] != false {
+				t.Errorf("refresh token of a reused code still active: %v", in)
+			}
+		})
+		t.Run("code of another client", func(t *testing.T) {
+			v := oauth2.GenerateVerifier()
+			code := codeFor(t, shop, v)
+			legacy := newRP(t, b, "legacy", legacySecret)
+			legacy.conf.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+			_, err := legacy.conf.Exchange(legacy.ctx, code, oauth2.VerifierOption(v))
+			wantOAuthError(t, err, "invalid_grant")
+		})
+		t.Run("tampered id_token_hint", func(t *testing.T) {
+			br := harness.NewBrowser(t).StopAt(rpRedirect)
+			_, _, raw := shop.login(br)
+			parts := strings.Split(raw, ".")
+			payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+			forged := strings.Replace(string(payload), `"sub":"`, `"sub":"x`, 1)
+			hint := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(forged)) + "." + parts[2]
+			loc := shop.authorize(br, oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
+				oauth2.SetAuthURLParam("prompt", "none"), oauth2.SetAuthURLParam("id_token_hint", hint))
+			if e := loc.Query().Get("error"); e != "invalid_request" && e != "login_required" {
+				t.Errorf("tampered id_token_hint: %s", loc)
+			}
+		})
+		// Last: it moves the store's clock past the code's lifetime.
+		t.Run("expired code", func(t *testing.T) {
+			v := oauth2.GenerateVerifier()
+			code := codeFor(t, shop, v)
+			clk.add(2 * time.Minute)
+			_, err := shop.conf.Exchange(shop.ctx, code, oauth2.VerifierOption(v))
+			wantOAuthError(t, err, "invalid_grant")
+		})
+	})
+}
+
+// codeFor runs a login and returns the authorization code.
+func codeFor(t *testing.T, r *rp, verifier string) string {
+	t.Helper()
+	loc := r.authorize(harness.NewBrowser(t).StopAt(rpRedirect), oauth2.S256ChallengeOption(verifier))
+	code := loc.Query().Get("code")
+	if code == "" {
+		t.Fatalf("no code: %s", loc)
+	}
+	return code
+}
+
+func wantOAuthError(t *testing.T, err error, code string) {
+	t.Helper()
+	var re *oauth2.RetrieveError
+	if err == nil || !strings.Contains(err.Error(), code) {
+		t.Errorf("error %v, want %s", err, code)
+		return
+	}
+	_ = re
+}
+
+func TestOIDCFormPostAndPAR(t *testing.T) {
+	b, _ := startOIDC(t, dbtest.SQLite(t))
+	shop := newRP(t, b, "shop", shopSecret)
+	br := harness.NewBrowser(t).StopAt(rpRedirect)
+	v := oauth2.GenerateVerifier()
+	page := br.Get(shop.conf.AuthCodeURL("state-form-post", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("response_mode", "form_post")))
+	page = choose(t, br, page, "eid-fake")
+	if page.Status != 200 || !strings.Contains(page.Body, `action="`+rpRedirect+`"`) || !strings.Contains(page.Body, `/assets/form_post.js`) {
+		t.Fatalf("form_post page: %d\n%s", page.Status, page.Body)
+	}
+	code := regexp.MustCompile(`name="code" value="([^"]+)"`).FindStringSubmatch(page.Body)
+	if code == nil || !strings.Contains(page.Body, `name="state" value="state-form-post"`) {
+		t.Fatalf("form_post fields missing:\n%s", page.Body)
+	}
+	if _, err := shop.conf.Exchange(shop.ctx, code[1], oauth2.VerifierOption(v)); err != nil {
+		t.Errorf("exchange of a form_post code: %v", err)
+	}
+
+	// Pushed authorization request (RFC 9126).
+	v = oauth2.GenerateVerifier()
+	authURL, _ := url.Parse(shop.conf.AuthCodeURL("state-pushed-request", oauth2.S256ChallengeOption(v)))
+	status, out := postForm(t, b.URL+"/oauth2/par", authURL.Query(), "shop", shopSecret)
+	requestURI, _ := out["request_uri"].(string)
+	if status != 201 || !strings.HasPrefix(requestURI, "urn:ietf:params:oauth:request_uri:") {
+		t.Fatalf("PAR: %d %v", status, out)
+	}
+	q := url.Values{"client_id": {"shop"}, "request_uri": {requestURI}}
+	page = br.Get(b.URL + "/oauth2/auth?" + q.Encode())
+	loc := page.Location(t)
+	if loc.Query().Get("state") != "state-pushed-request" || loc.Query().Get("code") == "" {
+		t.Fatalf("PAR authorization: %s", loc)
+	}
+	if _, err := shop.conf.Exchange(shop.ctx, loc.Query().Get("code"), oauth2.VerifierOption(v)); err != nil {
+		t.Errorf("exchange after PAR: %v", err)
+	}
+	again := harness.NewBrowser(t).StopAt(rpRedirect).Get(b.URL + "/oauth2/auth?" + q.Encode())
+	if again.Status < 400 && again.Header.Get("Location") != "" && !strings.Contains(again.Header.Get("Location"), "error=") {
+		t.Errorf("a request_uri worked twice: %d %s", again.Status, again.Header.Get("Location"))
+	}
+}
+
+func TestOIDCDiscovery(t *testing.T) {
+	b, _ := startOIDC(t, dbtest.SQLite(t))
+	resp, err := http.Get(b.URL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d["issuer"] != b.URL || d["jwks_uri"] != b.URL+"/jwks.json" || d["claims_parameter_supported"] != true ||
+		d["authorization_response_iss_parameter_supported"] != true {
+		t.Errorf("discovery: %v", d)
+	}
+	for _, k := range []string{"response_types_supported", "grant_types_supported", "code_challenge_methods_supported", "acr_values_supported", "trust_frameworks_supported"} {
+		if d[k] == nil {
+			t.Errorf("discovery lacks %s", k)
+		}
+	}
+	if rt, _ := json.Marshal(d["response_types_supported"]); string(rt) != `["code"]` {
+		t.Errorf("response types %s: only code", rt)
+	}
+	if gt, _ := json.Marshal(d["grant_types_supported"]); strings.Contains(string(gt), "password") || strings.Contains(string(gt), "implicit") {
+		t.Errorf("grant types %s", gt)
+	}
+}
