@@ -191,12 +191,15 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	}
 	b.RegisterAdapter(op)
 	op.Routes(mux)
-	if cfg.Demo {
-		if _, ok := rps["demo"]; ok {
-			d := &demo.Adapter{Broker: b, UI: u, CSRF: csrf, Cookies: cookies, RPID: "demo", Rand: o.Rand, Now: o.Now}
-			b.RegisterAdapter(d)
-			d.Routes(mux)
+	if rp, ok := rps["demo"]; cfg.Demo && ok && rp.OIDC != nil {
+		demoKey, err := mk.Derive("demo-rp")
+		if err != nil {
+			return nil, err
 		}
+		demo.New(demo.Options{
+			Issuer: cfg.Server.Issuer, ClientID: rp.ID, ClientSecret: rp.OIDC.ClientSecret,
+			UI: u, CSRF: csrf, Cookies: cookies, CookieKey: demoKey, Rand: o.Rand, Now: o.Now,
+		}).Routes(mux)
 	}
 	s = &Server{Config: cfg, Store: st, Keys: km, Broker: b, logger: o.Logger, now: o.Now}
 	s.routes(mux, u)

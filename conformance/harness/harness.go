@@ -57,7 +57,9 @@ func Start(t testing.TB, yamlText, dsn string, o Options) *Broker {
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	base := "http://" + net.JoinHostPort(host, port)
-	cfg, err := config.Parse([]byte(yamlText), "test.yaml")
+	// {{issuer}} in the YAML stands for the broker's URL, which is known
+	// only now (redirect URIs of in-process relying parties).
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(yamlText, "{{issuer}}", base)), "test.yaml")
 	if err != nil {
 		t.Fatalf("test configuration: %v", err)
 	}
