@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -21,11 +22,12 @@ import (
 )
 
 const (
-	rpRedirect  = "http://localhost/rp/callback"
-	shopSecret  = "shop-secret-0123456789-0123456789-0123"
-	svcSecret   = "svc-secret-0123456789-0123456789-01234"
-	rsSecret    = "rs-secret-0123456789-0123456789-012345"
+	rpRedirect   = "http://localhost/rp/callback"
+	shopSecret   = "shop-secret-0123456789-0123456789-0123"
+	svcSecret    = "svc-secret-0123456789-0123456789-01234"
+	rsSecret     = "rs-secret-0123456789-0123456789-012345"
 	legacySecret = "legacy-secret-0123456789-0123456789-01"
+	portalSecret = "portal-secret-0123456789-0123456789-01"
 )
 
 const oidcYAML = `
@@ -52,6 +54,16 @@ relying_parties:
     oidc:
       redirect_uris: [` + rpRedirect + `]
       client_secret: ` + shopSecret + `
+  - id: portal
+    name: {de: Portal, en: Portal}
+    protocol: oidc
+    accepted_credentials: [eid]
+    claims: [{name: given_name, purpose: {en: greeting}}]
+    oidc:
+      redirect_uris: [` + rpRedirect + `]
+      post_logout_redirect_uris: [http://localhost/rp/logged-out]
+      client_secret: ` + portalSecret + `
+      backchannel_logout_uri: BACKCHANNEL_URI
   - id: spa
     name: {en: Single-page app}
     protocol: oidc
@@ -208,8 +220,13 @@ func userinfoStatus(t *testing.T, b *harness.Broker, token string) int {
 }
 
 func startOIDC(t *testing.T, dsn string) (*harness.Broker, *clock) {
+	return startOIDCWith(t, dsn, "https://portal.example/backchannel")
+}
+
+func startOIDCWith(t *testing.T, dsn, backchannel string) (*harness.Broker, *clock) {
 	c := &clock{t: time.Now()}
-	return harness.Start(t, oidcYAML, dsn, harness.Options{Now: c.now}), c
+	yaml := strings.Replace(oidcYAML, "BACKCHANNEL_URI", backchannel, 1)
+	return harness.Start(t, yaml, dsn, harness.Options{Now: c.now}), c
 }
 
 func TestOIDCCodeFlow(t *testing.T) {
@@ -552,4 +569,87 @@ func TestOIDCDiscovery(t *testing.T) {
 	if gt, _ := json.Marshal(d["grant_types_supported"]); strings.Contains(string(gt), "password") || strings.Contains(string(gt), "implicit") {
 		t.Errorf("grant types %s", gt)
 	}
+}
+
+func TestOIDCLogout(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dsn string) {
+		tokens := make(chan string, 4)
+		bc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_ = r.ParseForm()
+			tokens <- r.PostForm.Get("logout_token")
+			w.WriteHeader(http.StatusOK)
+		}))
+		defer bc.Close()
+		b, _ := startOIDCWith(t, dsn, strings.Replace(bc.URL, "127.0.0.1", "localhost", 1)+"/bc")
+		portal := newRP(t, b, "portal", portalSecret, gooidc.ScopeOpenID, "profile")
+		br := harness.NewBrowser(t).StopAt("http://localhost/rp/")
+		_, idt, raw := portal.login(br)
+		var idc struct {
+			SID string `json:"sid"`
+		}
+		_ = idt.Claims(&idc)
+
+		logout := func(q url.Values) *harness.Page { return br.Get(b.URL + "/oauth2/logout?" + q.Encode()) }
+		t.Run("unregistered post_logout_redirect_uri", func(t *testing.T) {
+			p := logout(url.Values{"id_token_hint": {raw}, "post_logout_redirect_uri": {"https://evil.example/"}})
+			if p.Status != http.StatusBadRequest || p.Header.Get("Location") != "" {
+				t.Errorf("%d %q", p.Status, p.Header.Get("Location"))
+			}
+		})
+		t.Run("tampered id_token_hint", func(t *testing.T) {
+			p := logout(url.Values{"id_token_hint": {raw[:len(raw)-4] + "AAAA"}, "post_logout_redirect_uri": {"http://localhost/rp/logged-out"}})
+			if p.Status != http.StatusBadRequest || p.Header.Get("Location") != "" {
+				t.Errorf("%d %q", p.Status, p.Header.Get("Location"))
+			}
+		})
+		t.Run("no hint asks first", func(t *testing.T) {
+			p := logout(url.Values{"client_id": {"portal"}})
+			if p.Status != http.StatusOK || !strings.Contains(p.Body, `name="confirm"`) {
+				t.Fatalf("no confirmation page: %d", p.Status)
+			}
+			if forged := br.Post(b.URL+"/oauth2/logout", url.Values{"confirm": {"yes"}, "csrf": {"forged"}}); forged.Status != http.StatusBadRequest {
+				t.Errorf("confirmation without a valid token: %d", forged.Status)
+			}
+			select {
+			case tok := <-tokens:
+				t.Fatalf("logged out without confirmation: %s", tok)
+			default:
+			}
+		})
+		t.Run("RP-initiated with back-channel delivery", func(t *testing.T) {
+			p := logout(url.Values{"id_token_hint": {raw}, "post_logout_redirect_uri": {"http://localhost/rp/logged-out"}, "state": {"bye-state"}})
+			loc := p.Location(t)
+			if loc.Path != "/rp/logged-out" || loc.Query().Get("state") != "bye-state" {
+				t.Fatalf("post-logout redirect %s", loc)
+			}
+			var lt string
+			select {
+			case lt = <-tokens:
+			case <-time.After(15 * time.Second):
+				t.Fatal("no back-channel logout token arrived")
+			}
+			v := portal.provider.Verifier(&gooidc.Config{ClientID: "portal", SupportedSigningAlgs: []string{"RS256"}})
+			tok, err := v.Verify(context.Background(), lt)
+			if err != nil {
+				t.Fatalf("logout token: %v", err)
+			}
+			var c struct {
+				SID    string         `json:"sid"`
+				Events map[string]any `json:"events"`
+				Nonce  *string        `json:"nonce"`
+			}
+			_ = tok.Claims(&c)
+			if c.SID != idc.SID || tok.Subject != idt.Subject || c.Nonce != nil || c.Events["http://schemas.openid.net/event/backchannel-logout"] == nil {
+				t.Errorf("logout token claims %+v sub %s", c, tok.Subject)
+			}
+			if typ := jwsHeader(t, lt)["typ"]; typ != "logout+jwt" {
+				t.Errorf("logout token typ %v", typ)
+			}
+			// The SSO session is gone: a silent login fails.
+			loc = portal.authorize(br, oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("prompt", "none"))
+			if loc.Query().Get("error") != "login_required" {
+				t.Errorf("session survived logout: %s", loc)
+			}
+		})
+	})
 }

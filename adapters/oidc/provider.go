@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/ory/fosite"
@@ -33,6 +34,7 @@ import (
 	"github.com/trustbroker/trustbroker/broker/keys"
 	"github.com/trustbroker/trustbroker/broker/store"
 	"github.com/trustbroker/trustbroker/broker/ui"
+	"github.com/trustbroker/trustbroker/broker/web"
 )
 
 // Protocol is the adapter name in login transactions.
@@ -67,6 +69,7 @@ type Options struct {
 	Store   store.Store
 	Keys    *keys.Manager
 	UI      *ui.UI
+	CSRF    *web.CSRF
 	Clients []*config.RelyingParty
 	// HMACKey signs opaque tokens (32 bytes, shared by all replicas).
 	HMACKey []byte
@@ -83,6 +86,9 @@ type Provider struct {
 	signer    *keySigner
 	clients   map[string]*Client
 	discovery []byte
+	// httpClient delivers back-channel logout tokens.
+	httpClient *http.Client
+	wg         sync.WaitGroup
 }
 
 var _ broker.Adapter = (*Provider)(nil)
@@ -102,7 +108,7 @@ func New(o Options) (*Provider, error) {
 	if len(o.HMACKey) < 32 {
 		return nil, errors.New("oidc: HMAC key shorter than 32 bytes")
 	}
-	p := &Provider{o: o, clients: map[string]*Client{}}
+	p := &Provider{o: o, clients: map[string]*Client{}, httpClient: &http.Client{Timeout: 5 * time.Second}}
 	for _, rp := range o.Clients {
 		if rp.Protocol != "oidc" {
 			continue
@@ -116,26 +122,26 @@ func New(o Options) (*Provider, error) {
 	p.store = &storage{st: o.Store, clients: p.clients, now: o.Now, fallbackTTL: DefaultRefreshTokenLifetime}
 	p.signer = &keySigner{keys: o.Keys, defaultAlg: keys.RS256}
 	p.cfg = &fosite.Config{
-		AccessTokenLifespan:            DefaultAccessTokenLifetime,
-		RefreshTokenLifespan:           DefaultRefreshTokenLifetime,
-		AuthorizeCodeLifespan:          AuthorizeCodeLifetime,
-		IDTokenLifespan:                DefaultIDTokenLifetime,
-		PushedAuthorizeContextLifespan: time.Minute,
-		IDTokenIssuer:                  o.Issuer,
-		AccessTokenIssuer:              o.Issuer,
-		TokenURL:                       o.Issuer + PathToken,
-		GlobalSecret:                   o.HMACKey,
-		ClientSecretsHasher:            sha256Hasher{},
-		ScopeStrategy:                  fosite.ExactScopeStrategy,
-		AudienceMatchingStrategy:       fosite.DefaultAudienceMatchingStrategy,
-		EnforcePKCEForPublicClients:    true,
-		EnablePKCEPlainChallengeMethod: false,
-		MinParameterEntropy:            fosite.MinParameterEntropy,
-		RefreshTokenScopes:             []string{"offline_access"},
+		AccessTokenLifespan:             DefaultAccessTokenLifetime,
+		RefreshTokenLifespan:            DefaultRefreshTokenLifetime,
+		AuthorizeCodeLifespan:           AuthorizeCodeLifetime,
+		IDTokenLifespan:                 DefaultIDTokenLifetime,
+		PushedAuthorizeContextLifespan:  time.Minute,
+		IDTokenIssuer:                   o.Issuer,
+		AccessTokenIssuer:               o.Issuer,
+		TokenURL:                        o.Issuer + PathToken,
+		GlobalSecret:                    o.HMACKey,
+		ClientSecretsHasher:             sha256Hasher{},
+		ScopeStrategy:                   fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:        fosite.DefaultAudienceMatchingStrategy,
+		EnforcePKCEForPublicClients:     true,
+		EnablePKCEPlainChallengeMethod:  false,
+		MinParameterEntropy:             fosite.MinParameterEntropy,
+		RefreshTokenScopes:              []string{"offline_access"},
 		PushedAuthorizeRequestURIPrefix: parPrefix,
-		FormPostHTMLTemplate:           formPostTemplate,
-		TokenEntropy:                   32,
-		SendDebugMessagesToClients:     false,
+		FormPostHTMLTemplate:            formPostTemplate,
+		TokenEntropy:                    32,
+		SendDebugMessagesToClients:      false,
 		RedirectSecureChecker: func(_ context.Context, u *url.URL) bool {
 			return config.CheckRedirectURI(u.String()) == nil
 		},
@@ -204,6 +210,8 @@ func (p *Provider) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathIntrospect, p.handleIntrospect)
 	mux.HandleFunc("POST "+PathPAR, p.handlePAR)
 	mux.HandleFunc("GET "+PathDiscovery, p.handleDiscovery)
+	mux.HandleFunc("GET "+PathLogout, p.handleLogout)
+	mux.HandleFunc("POST "+PathLogout, p.handleLogout)
 }
 
 // CrossOriginBypass lists the endpoints that legitimately take

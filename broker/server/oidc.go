@@ -7,10 +7,11 @@ import (
 	"github.com/trustbroker/trustbroker/broker/keys"
 	"github.com/trustbroker/trustbroker/broker/store"
 	"github.com/trustbroker/trustbroker/broker/ui"
+	"github.com/trustbroker/trustbroker/broker/web"
 )
 
 // newOpenIDProvider builds the OpenID Provider for the configured clients.
-func newOpenIDProvider(cfg *config.Config, b *broker.Broker, st store.Store, km *keys.Manager, u *ui.UI, mk keys.MasterKey, o Options) (*oidc.Provider, error) {
+func newOpenIDProvider(cfg *config.Config, b *broker.Broker, st store.Store, km *keys.Manager, u *ui.UI, csrf *web.CSRF, mk keys.MasterKey, o Options) (*oidc.Provider, error) {
 	hmacKey, err := mk.Derive("oauth2-hmac")
 	if err != nil {
 		return nil, err
@@ -20,7 +21,7 @@ func newOpenIDProvider(cfg *config.Config, b *broker.Broker, st store.Store, km 
 		clients = append(clients, &cfg.RelyingParties[i])
 	}
 	return oidc.New(oidc.Options{
-		Issuer: cfg.Server.Issuer, Broker: b, Store: st, Keys: km, UI: u, Clients: clients,
+		Issuer: cfg.Server.Issuer, Broker: b, Store: st, Keys: km, UI: u, CSRF: csrf, Clients: clients,
 		HMACKey: hmacKey, Now: o.Now, Logger: o.Logger,
 	})
 }

@@ -47,10 +47,12 @@ type Options struct {
 
 // Server is a composed broker.
 type Server struct {
-	Config  *config.Config
-	Store   *sqlstore.Store
-	Keys    *keys.Manager
-	Broker  *broker.Broker
+	Config *config.Config
+	Store  *sqlstore.Store
+	Keys   *keys.Manager
+	Broker *broker.Broker
+	// oidc is the OpenID Provider (Close waits for its logout deliveries).
+	oidc    *oidc.Provider
 	Handler http.Handler
 	logger  *slog.Logger
 	now     func() time.Time
@@ -185,7 +187,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	}
 	mux := http.NewServeMux()
 	b.Routes(mux)
-	op, err := newOpenIDProvider(cfg, b, st, km, u, mk, o)
+	op, err := newOpenIDProvider(cfg, b, st, km, u, csrf, mk, o)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +203,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 			UI: u, CSRF: csrf, Cookies: cookies, CookieKey: demoKey, Rand: o.Rand, Now: o.Now,
 		}).Routes(mux)
 	}
-	s = &Server{Config: cfg, Store: st, Keys: km, Broker: b, logger: o.Logger, now: o.Now}
+	s = &Server{Config: cfg, Store: st, Keys: km, Broker: b, oidc: op, logger: o.Logger, now: o.Now}
 	s.routes(mux, u)
 	var trusted []*net.IPNet
 	for _, p := range cfg.Server.TrustedProxies {
@@ -366,4 +368,7 @@ func (s *Server) gcLoop(ctx context.Context) {
 }
 
 // Close releases the store.
-func (s *Server) Close() error { return s.Store.Close() }
+func (s *Server) Close() error {
+	s.oidc.Close()
+	return s.Store.Close()
+}

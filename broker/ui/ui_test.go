@@ -54,6 +54,9 @@ var sample = map[string]any{
 	"demo_home":   map[string]any{"CSRF": "t"},
 	"demo_result": map[string]any{"Claims": []map[string]string{{"Name": "sub", "Value": "x"}}},
 	"home":        nil,
+	"logout_confirm": map[string]any{"CSRF": "t", "Action": "/oauth2/logout", "ClientName": "Shop <b>",
+		"Form": map[string]string{"state": "s", "client_id": "shop"}},
+	"logout_done": nil,
 }
 
 // TestEveryPageRenders renders each page in each language, demo or not.
