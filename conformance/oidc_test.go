@@ -73,6 +73,15 @@ relying_parties:
       public: true
       redirect_uris: [` + rpRedirect + `]
       id_token_signed_response_alg: ES256
+  - id: mobile
+    name: {en: Mobile app}
+    protocol: oidc
+    accepted_credentials: [eid]
+    claims: [{name: given_name, purpose: {en: greeting}}]
+    oidc:
+      public: true
+      require_dpop: true
+      redirect_uris: [` + rpRedirect + `]
   - id: legacy
     name: {en: Legacy}
     protocol: oidc

@@ -153,10 +153,25 @@ func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fos
 // handlePAR accepts pushed authorization requests (RFC 9126).
 func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	proof, err := p.dpopProof(r, PathPAR, "", "")
+	if err != nil {
+		p.dpopTokenError(w, r, err)
+		return
+	}
 	ar, err := p.f.NewPushedAuthorizeRequest(ctx, r)
 	if err != nil {
 		p.f.WritePushedAuthorizeError(ctx, w, ar, err)
 		return
+	}
+	// A proof at the PAR endpoint binds the code like dpop_jkt (RFC 9449
+	// §10.1); both must name the same key.
+	if proof != nil {
+		form := ar.GetRequestForm()
+		if j := form.Get("dpop_jkt"); j != "" && j != proof.JKT {
+			p.f.WritePushedAuthorizeError(ctx, w, ar, errDPoP("dpop_jkt does not match the proof key."))
+			return
+		}
+		form.Set("dpop_jkt", proof.JKT)
 	}
 	if err := p.checkAuthorize(r, ar); err != nil {
 		p.f.WritePushedAuthorizeError(ctx, w, ar, err)
@@ -206,6 +221,8 @@ func (p *Provider) Resume(w http.ResponseWriter, r *http.Request, tx *store.Tran
 		p.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 		return
 	}
+	// dpop_jkt binds the code to the client's DPoP key (RFC 9449 §10).
+	sess.JKT = ar.GetRequestForm().Get("dpop_jkt")
 	resp, err := p.f.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		p.f.WriteAuthorizeError(ctx, w, ar, err)

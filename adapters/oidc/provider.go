@@ -29,6 +29,7 @@ import (
 	"github.com/ory/fosite/handler/pkce"
 	"github.com/ory/fosite/token/hmac"
 
+	"github.com/trustbroker/trustbroker/adapters/oidc/dpop"
 	"github.com/trustbroker/trustbroker/broker"
 	"github.com/trustbroker/trustbroker/broker/config"
 	"github.com/trustbroker/trustbroker/broker/keys"
@@ -73,8 +74,10 @@ type Options struct {
 	Clients []*config.RelyingParty
 	// HMACKey signs opaque tokens (32 bytes, shared by all replicas).
 	HMACKey []byte
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// DPoPNonceKey signs DPoP nonces (32 bytes, shared by all replicas).
+	DPoPNonceKey []byte
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
 
 // Provider is the OpenID Provider.
@@ -84,6 +87,7 @@ type Provider struct {
 	cfg       *fosite.Config
 	store     *storage
 	signer    *keySigner
+	dpop      *dpop.Verifier
 	clients   map[string]*Client
 	discovery []byte
 	// httpClient delivers back-channel logout tokens.
@@ -121,6 +125,11 @@ func New(o Options) (*Provider, error) {
 	}
 	p.store = &storage{st: o.Store, clients: p.clients, now: o.Now, fallbackTTL: DefaultRefreshTokenLifetime}
 	p.signer = &keySigner{keys: o.Keys, defaultAlg: keys.RS256}
+	v, err := dpop.NewVerifier(dpop.Options{Now: o.Now, Replay: o.Store.Replay(), NonceKey: o.DPoPNonceKey})
+	if err != nil {
+		return nil, fmt.Errorf("oidc: %w", err)
+	}
+	p.dpop = v
 	p.cfg = &fosite.Config{
 		AccessTokenLifespan:             DefaultAccessTokenLifetime,
 		RefreshTokenLifespan:            DefaultRefreshTokenLifetime,

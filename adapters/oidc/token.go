@@ -80,6 +80,11 @@ func verifiedClaims(res *broker.Result) map[string]any {
 // handleToken is the token endpoint (RFC 6749 §3.2).
 func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	proof, err := p.dpopProof(r, PathToken, "", "")
+	if err != nil {
+		p.dpopTokenError(w, r, err)
+		return
+	}
 	sess := newSession()
 	ar, err := p.f.NewAccessRequest(ctx, r, sess)
 	if err != nil {
@@ -97,10 +102,20 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 		sess.Subject, sess.ClientID = c.GetID(), c.GetID()
 	}
+	if err := bindTokens(ar, p.client(ar), proof); err != nil {
+		p.tokenError(w, r, ar, err)
+		return
+	}
 	resp, err := p.f.NewAccessResponse(ctx, ar)
 	if err != nil {
 		p.tokenError(w, r, ar, err)
 		return
+	}
+	if proof != nil {
+		resp.SetTokenType("DPoP")
+		if n, err := p.dpop.NewNonce(); err == nil {
+			w.Header().Set("DPoP-Nonce", n)
+		}
 	}
 	p.f.WriteAccessResponse(ctx, w, ar, resp)
 }
@@ -123,25 +138,11 @@ func bearer(w http.ResponseWriter, status int, code, desc string) {
 }
 
 // handleUserinfo returns the consented claims of an access token
-// (OIDC Core §5.3), by GET or POST with the token in the Authorization
-// header (or, for POST, the form).
+// (OIDC Core §5.3), by GET or POST, with a bearer token (RFC 6750) or a
+// DPoP-bound one and its proof (RFC 9449 §7).
 func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	tok := fosite.AccessTokenFromRequest(r)
-	if tok == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="`+p.o.Issuer+`"`)
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	sess := newSession()
-	_, ar, err := p.f.IntrospectToken(ctx, tok, fosite.AccessToken, sess)
-	if err != nil {
-		if errors.Is(err, fosite.ErrServerError) {
-			p.o.Logger.ErrorContext(ctx, "userinfo", "err", err)
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
-		}
-		bearer(w, http.StatusUnauthorized, "invalid_token", "The access token is not active.")
+	sess, ar, ok := p.protectedResource(w, r, PathUserinfo)
+	if !ok {
 		return
 	}
 	if !ar.GetGrantedScopes().Has("openid") {
@@ -158,6 +159,34 @@ func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(out)
 }
 
+// protectedResource authenticates the access token of a request and its
+// sender; on failure it has answered.
+func (p *Provider) protectedResource(w http.ResponseWriter, r *http.Request, path string) (*Session, fosite.AccessRequester, bool) {
+	ctx := r.Context()
+	tok, scheme := accessToken(r)
+	if tok == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+p.o.Issuer+`", DPoP algs="`+strings.Join(p.dpop.Algorithms(), " ")+`"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return nil, nil, false
+	}
+	sess := newSession()
+	_, ar, err := p.f.IntrospectToken(ctx, tok, fosite.AccessToken, sess)
+	if err != nil {
+		if errors.Is(err, fosite.ErrServerError) {
+			p.o.Logger.ErrorContext(ctx, "protected resource", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return nil, nil, false
+		}
+		bearer(w, http.StatusUnauthorized, "invalid_token", "The access token is not active.")
+		return nil, nil, false
+	}
+	if err := p.checkSender(r, path, tok, scheme, sess); err != nil {
+		p.resourceError(w, r, err)
+		return nil, nil, false
+	}
+	return sess, ar, true
+}
+
 // handleRevoke is token revocation (RFC 7009). A storage failure answers
 // 5xx, never a false 200 (fosite CVE-2020-15223).
 func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
@@ -170,7 +199,8 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleIntrospect is token introspection (RFC 7662), for clients
-// registered as resource servers (introspection: true) only.
+// registered as resource servers (introspection: true) only. The answer
+// carries cnf.jkt for DPoP-bound tokens (RFC 9449 §6.2).
 func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id, _, ok := r.BasicAuth()
@@ -183,11 +213,49 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := p.f.NewIntrospectionRequest(ctx, r, newSession())
-	if err != nil {
+	if err != nil && !errors.Is(err, fosite.ErrInactiveToken) {
 		p.f.WriteIntrospectionError(ctx, w, err)
 		return
 	}
-	p.f.WriteIntrospectionResponse(ctx, w, resp)
+	out := map[string]any{"active": false}
+	if err == nil && resp.IsActive() {
+		out = introspection(p.o.Issuer, resp.GetTokenUse(), resp.GetAccessRequester())
+	}
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// introspection is the RFC 7662 §2.2 answer for an active token.
+func introspection(issuer string, use fosite.TokenUse, ar fosite.AccessRequester) map[string]any {
+	out := map[string]any{
+		"active": true, "iss": issuer, "client_id": ar.GetClient().GetID(),
+		"scope": strings.Join(ar.GetGrantedScopes(), " "), "iat": ar.GetRequestedAt().Unix(),
+		"token_type": "Bearer",
+	}
+	if use == fosite.RefreshToken {
+		out["token_type"] = "refresh_token"
+	}
+	if aud := ar.GetGrantedAudience(); len(aud) > 0 {
+		out["aud"] = []string(aud)
+	}
+	if s, ok := ar.GetSession().(*Session); ok {
+		out["sub"] = s.Subject
+		tt := fosite.AccessToken
+		if use == fosite.RefreshToken {
+			tt = fosite.RefreshToken
+		}
+		if exp := s.GetExpiresAt(tt); !exp.IsZero() {
+			out["exp"] = exp.Unix()
+		}
+		if s.JKT != "" {
+			out["cnf"] = map[string]string{"jkt": s.JKT}
+			if use != fosite.RefreshToken {
+				out["token_type"] = "DPoP"
+			}
+		}
+	}
+	return out
 }
 
 // unescape undoes the form encoding of client_secret_basic (RFC 6749 §2.3.1).

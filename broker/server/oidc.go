@@ -16,12 +16,16 @@ func newOpenIDProvider(cfg *config.Config, b *broker.Broker, st store.Store, km 
 	if err != nil {
 		return nil, err
 	}
+	nonceKey, err := mk.Derive("dpop-nonce")
+	if err != nil {
+		return nil, err
+	}
 	var clients []*config.RelyingParty
 	for i := range cfg.RelyingParties {
 		clients = append(clients, &cfg.RelyingParties[i])
 	}
 	return oidc.New(oidc.Options{
 		Issuer: cfg.Server.Issuer, Broker: b, Store: st, Keys: km, UI: u, CSRF: csrf, Clients: clients,
-		HMACKey: hmacKey, Now: o.Now, Logger: o.Logger,
+		HMACKey: hmacKey, DPoPNonceKey: nonceKey, Now: o.Now, Logger: o.Logger,
 	})
 }
