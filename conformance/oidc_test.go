@@ -2,6 +2,8 @@ package conformance_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -9,12 +11,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
 	"github.com/trustbroker/trustbroker/conformance/dbtest"
@@ -82,6 +87,15 @@ relying_parties:
       public: true
       require_dpop: true
       redirect_uris: [` + rpRedirect + `]
+  - id: keyclient
+    name: {en: Key client}
+    protocol: oidc
+    accepted_credentials: [eid]
+    oidc:
+      redirect_uris: [https://keyclient.example/unused]
+      jwks_file: JWKS_FILE
+      grant_types: [client_credentials]
+      scopes: [orders.read]
   - id: legacy
     name: {en: Legacy}
     protocol: oidc
@@ -233,9 +247,24 @@ func startOIDC(t *testing.T, dsn string) (*harness.Broker, *clock) {
 }
 
 func startOIDCWith(t *testing.T, dsn, backchannel string) (*harness.Broker, *clock) {
+	b, c, _ := startOIDCKeys(t, dsn, backchannel)
+	return b, c
+}
+
+// startOIDCKeys also returns the private key of the private_key_jwt client.
+func startOIDCKeys(t *testing.T, dsn, backchannel string) (*harness.Broker, *clock, *ecdsa.PrivateKey) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+	jwks := filepath.Join(t.TempDir(), "client-jwks.json")
+	if err := os.WriteFile(jwks, set, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c := &clock{t: time.Now()}
-	yaml := strings.Replace(oidcYAML, "BACKCHANNEL_URI", backchannel, 1)
-	return harness.Start(t, yaml, dsn, harness.Options{Now: c.now}), c
+	yaml := strings.NewReplacer("BACKCHANNEL_URI", backchannel, "JWKS_FILE", jwks).Replace(oidcYAML)
+	return harness.Start(t, yaml, dsn, harness.Options{Now: c.now}), c, key
 }
 
 func TestOIDCCodeFlow(t *testing.T) {
@@ -660,5 +689,50 @@ func TestOIDCLogout(t *testing.T) {
 				t.Errorf("session survived logout: %s", loc)
 			}
 		})
+	})
+}
+
+// clientAssertion is a private_key_jwt assertion (RFC 7523 §3).
+func clientAssertion(t *testing.T, key *ecdsa.PrivateKey, aud string, exp time.Time, jti string) string {
+	t.Helper()
+	sg, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(map[string]any{"iss": "keyclient", "sub": "keyclient", "aud": aud, "jti": jti,
+		"iat": time.Now().Unix(), "exp": exp.Unix()})
+	jws, err := sg.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := jws.CompactSerialize()
+	return out
+}
+
+func TestOIDCPrivateKeyJWT(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dsn string) {
+		b, _, key := startOIDCKeys(t, dsn, "https://portal.example/backchannel")
+		tokenURL := b.URL + "/oauth2/token"
+		request := func(assertion string) (int, map[string]any) {
+			return postForm(t, tokenURL, url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}, "client_id": {"keyclient"},
+				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}, "", "")
+		}
+		good := clientAssertion(t, key, tokenURL, time.Now().Add(time.Minute), randomString())
+		if status, out := request(good); status != 200 || out["access_token"] == nil {
+			t.Fatalf("private_key_jwt: %d %v", status, out)
+		}
+		if status, out := request(good); status != 401 || out["error"] != "invalid_client" {
+			t.Errorf("replayed client assertion (fosite CVE-2020-15222): %d %v", status, out)
+		}
+		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		for name, a := range map[string]string{
+			"wrong audience": clientAssertion(t, key, b.URL+"/oauth2/other", time.Now().Add(time.Minute), randomString()),
+			"expired":        clientAssertion(t, key, tokenURL, time.Now().Add(-time.Minute), randomString()),
+			"foreign key":    clientAssertion(t, other, tokenURL, time.Now().Add(time.Minute), randomString()),
+		} {
+			if status, out := request(a); status != 401 || out["error"] != "invalid_client" {
+				t.Errorf("%s: %d %v", name, status, out)
+			}
+		}
 	})
 }

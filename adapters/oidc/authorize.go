@@ -158,6 +158,10 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 		p.dpopTokenError(w, r, err)
 		return
 	}
+	if err := p.precheckAssertion(r); err != nil {
+		p.f.WritePushedAuthorizeError(ctx, w, fosite.NewAuthorizeRequest(), err)
+		return
+	}
 	ar, err := p.f.NewPushedAuthorizeRequest(ctx, r)
 	if err != nil {
 		p.f.WritePushedAuthorizeError(ctx, w, ar, err)

@@ -52,9 +52,12 @@ func (s *storage) ClientAssertionJWTValid(context.Context, string) error { retur
 // SetClientAssertionJWT records a private_key_jwt assertion's jti until it
 // expires; a second use is refused (fosite CVE-2020-15222), across replicas.
 func (s *storage) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	if !exp.After(s.now()) {
+		return fosite.ErrInvalidClient.WithHint("The client assertion has expired.")
+	}
 	err := s.st.Replay().Use(ctx, "client_assertion", jti, exp)
 	if errors.Is(err, store.ErrConflict) {
-		return fosite.ErrJTIKnown
+		return fosite.ErrInvalidClient.WithHint("The client assertion was used before (jti).")
 	}
 	return err
 }

@@ -85,6 +85,10 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		p.dpopTokenError(w, r, err)
 		return
 	}
+	if err := p.precheckAssertion(r); err != nil {
+		p.tokenError(w, r, nil, err)
+		return
+	}
 	sess := newSession()
 	ar, err := p.f.NewAccessRequest(ctx, r, sess)
 	if err != nil {
@@ -190,7 +194,10 @@ func (p *Provider) protectedResource(w http.ResponseWriter, r *http.Request, pat
 // handleRevoke is token revocation (RFC 7009). A storage failure answers
 // 5xx, never a false 200 (fosite CVE-2020-15223).
 func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	err := p.f.NewRevocationRequest(r.Context(), r)
+	err := p.precheckAssertion(r)
+	if err == nil {
+		err = p.f.NewRevocationRequest(r.Context(), r)
+	}
 	var rfc *fosite.RFC6749Error
 	if errors.As(err, &rfc) && rfc.CodeField >= 500 {
 		p.o.Logger.ErrorContext(r.Context(), "revocation", "err", err)
