@@ -114,6 +114,16 @@ relying_parties:
       client_secret: ` + svcSecret + `
       grant_types: [client_credentials]
       scopes: [orders.read]
+  - id: svcjwt
+    name: {en: Service with JWT access tokens}
+    protocol: oidc
+    accepted_credentials: [eid]
+    oidc:
+      redirect_uris: [https://svcjwt.example/unused]
+      client_secret: ` + svcSecret + `
+      grant_types: [client_credentials]
+      scopes: [orders.read]
+      access_token_format: jwt
   - id: rs
     name: {en: Resource server}
     protocol: oidc
@@ -735,4 +745,44 @@ func TestOIDCPrivateKeyJWT(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestOIDCJWTAccessTokens: RFC 9068 access tokens for clients that ask for
+// them, verifiable with the JWKS, and still revocable and introspectable.
+func TestOIDCJWTAccessTokens(t *testing.T) {
+	b, _ := startOIDC(t, dbtest.SQLite(t))
+	status, out := postForm(t, b.URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}}, "svcjwt", svcSecret)
+	if status != 200 {
+		t.Fatalf("client_credentials: %d %v", status, out)
+	}
+	at := out["access_token"].(string)
+	hdr := jwsHeader(t, at)
+	if hdr["typ"] != "at+jwt" || hdr["alg"] != "ES256" {
+		t.Errorf("JWT access token header %v", hdr)
+	}
+	ks := gooidc.NewRemoteKeySet(context.Background(), b.URL+"/jwks.json")
+	payload, err := ks.VerifySignature(context.Background(), at)
+	if err != nil {
+		t.Fatalf("JWT access token does not verify with the JWKS: %v", err)
+	}
+	var c map[string]any
+	_ = json.Unmarshal(payload, &c)
+	if c["iss"] != b.URL || c["client_id"] != "svcjwt" || c["sub"] != "svcjwt" || c["scope"] != "orders.read" || c["jti"] == nil || c["exp"] == nil {
+		t.Errorf("JWT access token claims %v", c)
+	}
+	if in := introspect(t, b, at); in["active"] != true || in["client_id"] != "svcjwt" {
+		t.Errorf("introspection: %v", in)
+	}
+	if status, _ := postForm(t, b.URL+"/oauth2/revoke", url.Values{"token": {at}}, "svcjwt", svcSecret); status != 200 {
+		t.Errorf("revoke: %d", status)
+	}
+	if in := introspect(t, b, at); in["active"] != false {
+		t.Errorf("revoked JWT access token still active: %v", in)
+	}
+	// A tampered token is not active.
+	parts := strings.Split(at, ".")
+	forged := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+	if in := introspect(t, b, forged); in["active"] != false {
+		t.Errorf("forged JWT access token active: %v", in)
+	}
 }

@@ -170,12 +170,13 @@ func New(o Options) (*Provider, error) {
 func (p *Provider) wire() {
 	cfg := p.cfg
 	hmacStrategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: cfg}, cfg)
+	at := &accessTokens{hmac: hmacStrategy, signer: p.signer, keys: p.o.Keys, issuer: p.o.Issuer, now: p.o.Now}
 	idStrategy := &openid.DefaultStrategy{Signer: p.signer, Config: cfg}
 	validator := openid.NewOpenIDConnectRequestValidator(p.signer, cfg)
 	idHelper := &openid.IDTokenHandleHelper{IDTokenStrategy: idStrategy}
 
 	authCode := &oauth2.AuthorizeExplicitGrantHandler{
-		AccessTokenStrategy: hmacStrategy, RefreshTokenStrategy: hmacStrategy, AuthorizeCodeStrategy: hmacStrategy,
+		AccessTokenStrategy: at, RefreshTokenStrategy: hmacStrategy, AuthorizeCodeStrategy: hmacStrategy,
 		CoreStorage: p.store, TokenRevocationStorage: p.store, Config: cfg,
 	}
 	oidcExplicit := &openid.OpenIDConnectExplicitHandler{
@@ -184,17 +185,22 @@ func (p *Provider) wire() {
 	}
 	pkceHandler := &pkce.Handler{AuthorizeCodeStrategy: hmacStrategy, Storage: p.store, Config: cfg}
 	refresh := &oauth2.RefreshTokenGrantHandler{
-		AccessTokenStrategy: hmacStrategy, RefreshTokenStrategy: hmacStrategy,
+		AccessTokenStrategy: at, RefreshTokenStrategy: hmacStrategy,
 		TokenRevocationStorage: p.store, Config: cfg,
 	}
 	oidcRefresh := &openid.OpenIDConnectRefreshHandler{IDTokenHandleHelper: idHelper, Config: cfg}
 	clientCreds := &oauth2.ClientCredentialsGrantHandler{
-		HandleHelper: &oauth2.HandleHelper{AccessTokenStrategy: hmacStrategy, AccessTokenStorage: p.store, Config: cfg},
+		HandleHelper: &oauth2.HandleHelper{AccessTokenStrategy: at, AccessTokenStorage: p.store, Config: cfg},
 		Config:       cfg,
 	}
-	introspector := &oauth2.CoreValidator{CoreStrategy: hmacStrategy, CoreStorage: p.store, Config: cfg}
+	core := struct {
+		oauth2.AccessTokenStrategy
+		oauth2.RefreshTokenStrategy
+		oauth2.AuthorizeCodeStrategy
+	}{at, hmacStrategy, hmacStrategy}
+	introspector := &oauth2.CoreValidator{CoreStrategy: core, CoreStorage: p.store, Config: cfg}
 	revocation := &oauth2.TokenRevocationHandler{
-		TokenRevocationStorage: p.store, AccessTokenStrategy: hmacStrategy, RefreshTokenStrategy: hmacStrategy,
+		TokenRevocationStorage: p.store, AccessTokenStrategy: at, RefreshTokenStrategy: hmacStrategy,
 	}
 	parHandler := &par.PushedAuthorizeHandler{Storage: p.store, Config: cfg}
 
