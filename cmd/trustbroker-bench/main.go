@@ -1,0 +1,544 @@
+// Command trustbroker-bench is the load tool of the OpenID Provider. It
+// starts a broker as a child process on loopback (SQLite or PostgreSQL),
+// prepares tokens and codes through the real login flow (with a fake
+// credential provider: this tool is test tooling and never part of the
+// broker binary), then drives each endpoint with N concurrent clients for a
+// bounded time and reports requests per second, p50/p99 latency, the
+// server's CPU time per request (from /proc of the child) and its resident
+// memory.
+//
+//	go run ./cmd/trustbroker-bench -c 64 -d 10s
+//	go run ./cmd/trustbroker-bench -dsn 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/trustbroker/trustbroker/broker/config"
+	"github.com/trustbroker/trustbroker/broker/server"
+	"github.com/trustbroker/trustbroker/conformance/providertest"
+	"github.com/trustbroker/trustbroker/providers/builtin"
+)
+
+const (
+	secret   = "bench-secret-0123456789-0123456789-0123"
+	redirect = "http://localhost/bench/callback"
+	verifier = "bench-verifier-0123456789-0123456789-0123456789"
+)
+
+// benchYAML configures the child broker; LISTEN, ISSUER, DSN are filled in.
+const benchYAML = `
+server: {listen: "LISTEN", issuer: "ISSUER"}
+log: {level: error}
+database: {dsn: "DSN"}
+keys: {rsa_bits: 2048}
+providers:
+  - id: fake
+    type: fake-redirect
+    name: {en: Fake}
+    config: {kind: eid, subject: bench-user, loa: high, attributes: {given_name: Bench}}
+relying_parties:
+  - id: web
+    name: {en: Web}
+    protocol: oidc
+    accepted_credentials: [eid]
+    claims: [{name: given_name, purpose: {en: bench}}]
+    oidc: {redirect_uris: [` + redirect + `], client_secret: ` + secret + `}
+  - id: svc
+    name: {en: Service}
+    protocol: oidc
+    accepted_credentials: [eid]
+    oidc: {redirect_uris: [https://svc.example/x], client_secret: ` + secret + `, grant_types: [client_credentials], scopes: [api]}
+  - id: svcjwt
+    name: {en: Service JWT}
+    protocol: oidc
+    accepted_credentials: [eid]
+    oidc: {redirect_uris: [https://svc.example/x], client_secret: ` + secret + `, grant_types: [client_credentials], scopes: [api], access_token_format: jwt}
+  - id: rs
+    name: {en: Resource server}
+    protocol: oidc
+    accepted_credentials: [eid]
+    oidc: {redirect_uris: [https://rs.example/x], client_secret: ` + secret + `, grant_types: [client_credentials], introspection: true}
+`
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "-child" {
+		if err := child(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "trustbroker-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// child serves the broker from a configuration file until SIGTERM.
+func child(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Parse(b, path)
+	if err != nil {
+		return err
+	}
+	cfg.Keys.MasterKey = os.Getenv("TRUSTBROKER_MASTER_KEY")
+	reg := builtin.Registry()
+	for k, f := range providertest.Registry() {
+		reg[k] = f
+	}
+	if prof := os.Getenv("TRUSTBROKER_BENCH_CPUPROFILE"); prof != "" {
+		f, err := os.Create(prof)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	srv, err := server.New(ctx, cfg, server.Options{Registry: reg, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx, ln)
+}
+
+type options struct {
+	dsn         string
+	concurrency int
+	duration    time.Duration
+	scenarios   string
+}
+
+func run() error {
+	var o options
+	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: SQLite in a temporary directory)")
+	flag.IntVar(&o.concurrency, "c", 64, "concurrent clients")
+	flag.DurationVar(&o.duration, "d", 10*time.Second, "duration of each scenario")
+	flag.StringVar(&o.scenarios, "scenarios", "discovery,jwks,client_credentials,client_credentials_jwt,introspection,refresh,code", "scenarios to run")
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "trustbroker-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if o.dsn == "" {
+		o.dsn = "sqlite:" + filepath.Join(dir, "bench.db")
+	}
+	b, err := startChild(dir, o.dsn)
+	if err != nil {
+		return err
+	}
+	defer b.stop()
+	fmt.Printf("broker pid %d at %s, database %s, %d clients, %s per scenario\n", b.cmd.Process.Pid, b.base, dialect(o.dsn), o.concurrency, o.duration)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: o.concurrency * 2, MaxIdleConnsPerHost: o.concurrency * 2}, Timeout: 30 * time.Second}
+	var results []result
+	for _, name := range strings.Split(o.scenarios, ",") {
+		sc, err := b.scenario(client, strings.TrimSpace(name), o)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		results = append(results, measure(b, sc, o))
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\trequests\terrors\treq/s\tp50\tp99\tserver CPU/req\tRSS\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%d MB\t\n", r.name, r.n, r.errors, r.rate, r.p50.Round(time.Microsecond),
+			r.p99.Round(time.Microsecond), r.cpuPerReq.Round(time.Microsecond), r.rssMB)
+	}
+	return tw.Flush()
+}
+
+func dialect(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres") {
+		return "PostgreSQL"
+	}
+	return "SQLite"
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	base string
+}
+
+func startChild(dir, dsn string) (*proc, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	base := "http://" + addr
+	cfg := strings.NewReplacer("LISTEN", addr, "ISSUER", base, "DSN", dsn).Replace(benchYAML)
+	path := filepath.Join(dir, "bench.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "-child", path)
+	cmd.Env = append(os.Environ(), "TRUSTBROKER_MASTER_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &proc{cmd: cmd, base: base}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			return c, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.stop()
+	return nil, errors.New("the broker did not become healthy")
+}
+
+func (c *proc) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+	}
+}
+
+// cpu returns the child's user+system CPU time from /proc (Linux).
+func (c *proc) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	const clk = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / clk
+}
+
+// rssMB returns the child's resident set size.
+func (c *proc) rssMB() int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindStringSubmatch(string(b))
+	if m == nil {
+		return 0
+	}
+	kb, _ := strconv.Atoi(m[1])
+	return kb / 1024
+}
+
+// scenario is one load: a request built per call by a worker.
+type scenario struct {
+	name string
+	// do performs one request for worker w; false means an error.
+	do func(w int) bool
+	// limit bounds the total number of requests (0: none), for scenarios
+	// that consume prepared material.
+	limit int64
+}
+
+func (c *proc) scenario(client *http.Client, name string, o options) (*scenario, error) {
+	tokenURL := c.base + "/oauth2/token"
+	switch name {
+	case "discovery":
+		return &scenario{name: name, do: func(int) bool { return get(client, c.base+"/.well-known/openid-configuration") }}, nil
+	case "jwks":
+		return &scenario{name: name, do: func(int) bool { return get(client, c.base+"/jwks.json") }}, nil
+	case "client_credentials", "client_credentials_jwt":
+		id := "svc"
+		if name == "client_credentials_jwt" {
+			id = "svcjwt"
+		}
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"api"}}.Encode()
+		return &scenario{name: name + " (" + id + ")", do: func(int) bool { return post(client, tokenURL, form, id) }}, nil
+	case "introspection":
+		tok, err := clientToken(client, tokenURL)
+		if err != nil {
+			return nil, err
+		}
+		form := url.Values{"token": {tok}}.Encode()
+		return &scenario{name: name, do: func(int) bool { return post(client, c.base+"/oauth2/introspect", form, "rs") }}, nil
+	case "refresh":
+		rts := make([]string, o.concurrency)
+		for i := range rts {
+			rt, err := c.refreshToken(client)
+			if err != nil {
+				return nil, err
+			}
+			rts[i] = rt
+		}
+		return &scenario{name: name, do: func(w int) bool {
+			next, ok := refresh(client, tokenURL, rts[w])
+			if ok {
+				rts[w] = next
+			}
+			return ok
+		}}, nil
+	case "code":
+		codes, err := c.prepareCodes(client, o)
+		if err != nil {
+			return nil, err
+		}
+		var next atomic.Int64
+		return &scenario{name: fmt.Sprintf("code exchange (%d codes)", len(codes)), limit: int64(len(codes)), do: func(int) bool {
+			i := next.Add(1) - 1
+			if i >= int64(len(codes)) {
+				return true
+			}
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]}, "code_verifier": {verifier}, "redirect_uri": {redirect}}.Encode()
+			return post(client, tokenURL, form, "web")
+		}}, nil
+	}
+	return nil, fmt.Errorf("unknown scenario %q", name)
+}
+
+func get(client *http.Client, u string) bool {
+	resp, err := client.Get(u)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == 200
+}
+
+func postBody(client *http.Client, u, form, user string) (int, []byte) {
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(user, secret)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func post(client *http.Client, u, form, user string) bool {
+	status, _ := postBody(client, u, form, user)
+	return status == 200
+}
+
+var (
+	accessRE  = regexp.MustCompile(`"access_token":"([^"]+)"`)
+	refreshRE = regexp.MustCompile(`"refresh_token":"([^"]+)"`)
+)
+
+func clientToken(client *http.Client, tokenURL string) (string, error) {
+	status, b := postBody(client, tokenURL, url.Values{"grant_type": {"client_credentials"}, "scope": {"api"}}.Encode(), "svc")
+	m := accessRE.FindSubmatch(b)
+	if status != 200 || m == nil {
+		return "", fmt.Errorf("client_credentials: %d %s", status, b)
+	}
+	return string(m[1]), nil
+}
+
+func refresh(client *http.Client, tokenURL, rt string) (string, bool) {
+	status, b := postBody(client, tokenURL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode(), "web")
+	m := refreshRE.FindSubmatch(b)
+	if status != 200 || m == nil {
+		return rt, false
+	}
+	return string(m[1]), true
+}
+
+// browser logs in through the real flow (fake provider) and returns the
+// authorization code for one authorization request.
+type browser struct {
+	client *http.Client
+	base   string
+}
+
+func newBrowser(base string) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{base: base, client: &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if strings.HasPrefix(req.URL.String(), redirect) || len(via) > 10 {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}}}
+}
+
+// challenge is the S256 code challenge of verifier (RFC 7636 §4.2).
+var challenge = func() string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}()
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// code runs one authorization request; with an SSO session it needs no
+// form, else it chooses the fake provider.
+func (b *browser) code(scope string) (string, error) {
+	q := url.Values{"client_id": {"web"}, "response_type": {"code"}, "scope": {scope}, "redirect_uri": {redirect},
+		"state": {"bench-state-0123456789"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+	resp, err := b.client.Get(b.base + "/oauth2/auth?" + q.Encode())
+	if err != nil {
+		return "", err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == 200 && strings.HasPrefix(resp.Request.URL.Path, "/login/") {
+		m := csrfRE.FindSubmatch(body)
+		if m == nil {
+			return "", errors.New("no login form")
+		}
+		resp, err = b.client.PostForm(resp.Request.URL.String(), url.Values{"csrf": {string(m[1])}, "provider": {"fake"}})
+		if err != nil {
+			return "", err
+		}
+		resp.Body.Close()
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || loc.Query().Get("code") == "" {
+		return "", fmt.Errorf("no code (status %d, location %q)", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return loc.Query().Get("code"), nil
+}
+
+func (c *proc) refreshToken(client *http.Client) (string, error) {
+	code, err := newBrowser(c.base).code("openid profile offline_access")
+	if err != nil {
+		return "", err
+	}
+	status, b := postBody(client, c.base+"/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"code_verifier": {verifier}, "redirect_uri": {redirect}}.Encode(), "web")
+	m := refreshRE.FindSubmatch(b)
+	if status != 200 || m == nil {
+		return "", fmt.Errorf("code exchange: %d %s", status, b)
+	}
+	return string(m[1]), nil
+}
+
+// prepareCodes collects codes through SSO logins for at most 20 s (codes
+// live 60 s), with the scenario's concurrency.
+func (c *proc) prepareCodes(_ *http.Client, o options) ([]string, error) {
+	var (
+		mu    sync.Mutex
+		codes []string
+		wg    sync.WaitGroup
+		fail  atomic.Int64
+	)
+	stop := time.Now().Add(min(20*time.Second, o.duration*2))
+	for w := 0; w < o.concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			br := newBrowser(c.base)
+			for time.Now().Before(stop) {
+				code, err := br.code("openid")
+				if err != nil {
+					fail.Add(1)
+					continue
+				}
+				mu.Lock()
+				codes = append(codes, code)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(codes) == 0 {
+		return nil, fmt.Errorf("no codes (%d failures)", fail.Load())
+	}
+	return codes, nil
+}
+
+type result struct {
+	name      string
+	n, errors int64
+	rate      float64
+	p50, p99  time.Duration
+	cpuPerReq time.Duration
+	rssMB     int
+}
+
+func measure(c *proc, sc *scenario, o options) result {
+	lat := make([][]time.Duration, o.concurrency)
+	var n, errs atomic.Int64
+	cpu0 := c.cpu()
+	start := time.Now()
+	stop := start.Add(o.duration)
+	var wg sync.WaitGroup
+	for w := 0; w < o.concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				if sc.limit > 0 && n.Load() >= sc.limit {
+					return
+				}
+				t := time.Now()
+				ok := sc.do(w)
+				lat[w] = append(lat[w], time.Since(t))
+				n.Add(1)
+				if !ok {
+					errs.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := c.cpu() - cpu0
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	r := result{name: sc.name, n: n.Load(), errors: errs.Load(), rssMB: c.rssMB()}
+	if len(all) > 0 {
+		r.rate = float64(len(all)) / elapsed.Seconds()
+		r.p50 = all[len(all)/2]
+		r.p99 = all[len(all)*99/100]
+		r.cpuPerReq = cpu / time.Duration(len(all))
+	}
+	return r
+}
