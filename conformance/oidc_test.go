@@ -46,6 +46,7 @@ providers:
       loa: high
       amr: [sc, pin, mfa]
       attributes: {given_name: Erika, family_name: Mustermann, birthdate: "1964-08-12", email: erika@example.org}
+      trust_framework: de_aml
 relying_parties:
   - id: shop
     name: {de: Laden, en: Shop}
@@ -784,5 +785,51 @@ func TestOIDCJWTAccessTokens(t *testing.T) {
 	forged := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
 	if in := introspect(t, b, forged); in["active"] != false {
 		t.Errorf("forged JWT access token active: %v", in)
+	}
+}
+
+// TestOIDCVerifiedClaims: an identity from an eID card reaches a client
+// that asks for verified_claims in OIDC4IDA form, with only consented
+// claims inside.
+func TestOIDCVerifiedClaims(t *testing.T) {
+	b, _ := startOIDC(t, dbtest.SQLite(t))
+	shop := newRP(t, b, "shop", shopSecret, gooidc.ScopeOpenID, "profile")
+	br := harness.NewBrowser(t).StopAt(rpRedirect)
+	v := oauth2.GenerateVerifier()
+	loc := shop.authorize(br, oauth2.S256ChallengeOption(v),
+		oauth2.SetAuthURLParam("claims", `{"userinfo":{"verified_claims":{"verification":{"trust_framework":null},"claims":{"given_name":null}}}}`))
+	tok, err := shop.conf.Exchange(shop.ctx, loc.Query().Get("code"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := shop.provider.UserInfo(shop.ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		VerifiedClaims struct {
+			Verification struct {
+				TrustFramework string            `json:"trust_framework"`
+				Evidence       []json.RawMessage `json:"evidence"`
+			} `json:"verification"`
+			Claims map[string]any `json:"claims"`
+		} `json:"verified_claims"`
+	}
+	if err := info.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	vc := c.VerifiedClaims
+	if vc.Verification.TrustFramework != "de_aml" || len(vc.Verification.Evidence) != 1 || vc.Claims["given_name"] != "Erika" {
+		t.Errorf("verified_claims %+v", vc)
+	}
+	if _, ok := vc.Claims["email"]; ok {
+		t.Error("a claim outside the requested scopes is inside verified_claims")
+	}
+	// Without the claims request there is no verified_claims.
+	_, idt, _ := shop.login(br)
+	var plain map[string]any
+	_ = idt.Claims(&plain)
+	if _, ok := plain["verified_claims"]; ok {
+		t.Error("verified_claims without a request")
 	}
 }

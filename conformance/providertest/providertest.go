@@ -34,6 +34,9 @@ type Config struct {
 	Attributes map[string]string `yaml:"attributes"`
 	// Fail makes Complete/Finish fail with this public message.
 	Fail string `yaml:"fail"`
+	// TrustFramework, when set, makes the identity a verified one
+	// (OIDC4IDA evidence: an electronic record checked cryptographically).
+	TrustFramework string `yaml:"trust_framework"`
 }
 
 // Fake proves the configured identity. As a RedirectProvider it redirects
@@ -117,7 +120,14 @@ func (f *Fake) identity() (*providers.Identity, error) {
 	for k, v := range f.cfg.Attributes {
 		attrs[k] = v
 	}
-	return &providers.Identity{Subject: f.cfg.Subject, Attributes: attrs, LoA: f.loa, AMR: f.cfg.AMR, AuthTime: f.now()}, nil
+	id := &providers.Identity{Subject: f.cfg.Subject, Attributes: attrs, LoA: f.loa, AMR: f.cfg.AMR, AuthTime: f.now()}
+	if f.cfg.TrustFramework != "" {
+		item, _ := json.Marshal(map[string]any{"type": "electronic_record",
+			"check_details": []map[string]string{{"check_method": "vcrypt", "organization": "test eID-Server"}}})
+		id.Evidence = &providers.Evidence{TrustFramework: f.cfg.TrustFramework, AssuranceLevel: f.loa.String(),
+			Time: f.now(), Items: []json.RawMessage{item}}
+	}
+	return id, nil
 }
 
 func nonce() string {
