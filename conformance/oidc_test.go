@@ -833,3 +833,30 @@ func TestOIDCVerifiedClaims(t *testing.T) {
 		t.Error("verified_claims without a request")
 	}
 }
+
+// TestOIDCCORS: browser-based public clients may call the token endpoint
+// from their origin; other origins get no CORS headers.
+func TestOIDCCORS(t *testing.T) {
+	b, _ := startOIDC(t, dbtest.SQLite(t))
+	for _, tc := range []struct {
+		origin string
+		allow  bool
+	}{{"http://localhost", true}, {"https://evil.example", false}} {
+		req, _ := http.NewRequest(http.MethodOptions, b.URL+"/oauth2/token", nil)
+		req.Header.Set("Origin", tc.origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "dpop, content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := resp.Header.Get("Access-Control-Allow-Origin")
+		if (got == tc.origin) != tc.allow || resp.StatusCode != http.StatusNoContent {
+			t.Errorf("preflight from %s: %d allow-origin %q", tc.origin, resp.StatusCode, got)
+		}
+		if tc.allow && !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "DPoP") {
+			t.Errorf("DPoP header not allowed: %v", resp.Header)
+		}
+	}
+}

@@ -89,6 +89,7 @@ type Provider struct {
 	signer    *keySigner
 	dpop      *dpop.Verifier
 	clients   map[string]*Client
+	origins   map[string]bool // CORS origins of browser-based clients
 	discovery []byte
 	// httpClient delivers back-channel logout tokens.
 	httpClient *http.Client
@@ -123,6 +124,7 @@ func New(o Options) (*Provider, error) {
 		}
 		p.clients[rp.ID] = c
 	}
+	p.origins = corsOrigins(p.clients)
 	p.store = &storage{st: o.Store, clients: p.clients, now: o.Now, fallbackTTL: DefaultRefreshTokenLifetime}
 	p.signer = &keySigner{keys: o.Keys, defaultAlg: keys.RS256}
 	v, err := dpop.NewVerifier(dpop.Options{Now: o.Now, Replay: o.Store.Replay(), NonceKey: o.DPoPNonceKey})
@@ -218,10 +220,16 @@ func (p *Provider) Protocol() string { return Protocol }
 func (p *Provider) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathAuthorize, p.handleAuthorize)
 	mux.HandleFunc("POST "+PathAuthorize, p.handleAuthorize)
-	mux.HandleFunc("POST "+PathToken, p.handleToken)
-	mux.HandleFunc("GET "+PathUserinfo, p.handleUserinfo)
-	mux.HandleFunc("POST "+PathUserinfo, p.handleUserinfo)
-	mux.HandleFunc("POST "+PathRevoke, p.handleRevoke)
+	token := p.cors("POST", p.handleToken)
+	userinfo := p.cors("GET, POST", p.handleUserinfo)
+	revoke := p.cors("POST", p.handleRevoke)
+	mux.HandleFunc("POST "+PathToken, token)
+	mux.HandleFunc("OPTIONS "+PathToken, token)
+	mux.HandleFunc("GET "+PathUserinfo, userinfo)
+	mux.HandleFunc("POST "+PathUserinfo, userinfo)
+	mux.HandleFunc("OPTIONS "+PathUserinfo, userinfo)
+	mux.HandleFunc("POST "+PathRevoke, revoke)
+	mux.HandleFunc("OPTIONS "+PathRevoke, revoke)
 	mux.HandleFunc("POST "+PathIntrospect, p.handleIntrospect)
 	mux.HandleFunc("POST "+PathPAR, p.handlePAR)
 	mux.HandleFunc("GET "+PathDiscovery, p.handleDiscovery)
