@@ -60,6 +60,14 @@ relying_parties:
     oidc:
       redirect_uris: [` + rpRedirect + `]
       client_secret: ` + shopSecret + `
+  - id: pushy
+    name: {en: Pushy}
+    protocol: oidc
+    accepted_credentials: [eid]
+    oidc:
+      redirect_uris: [` + rpRedirect + `]
+      client_secret: ` + shopSecret + `
+      require_par: true
   - id: portal
     name: {de: Portal, en: Portal}
     protocol: oidc
@@ -552,7 +560,11 @@ func wantOAuthError(t *testing.T, err error, code string) {
 }
 
 func TestOIDCFormPostAndPAR(t *testing.T) {
-	b, _ := startOIDC(t, dbtest.SQLite(t))
+	dbtest.ForEach(t, testFormPostAndPAR)
+}
+
+func testFormPostAndPAR(t *testing.T, dsn string) {
+	b, _ := startOIDC(t, dsn)
 	shop := newRP(t, b, "shop", shopSecret)
 	br := harness.NewBrowser(t).StopAt(rpRedirect)
 	v := oauth2.GenerateVerifier()
@@ -589,6 +601,22 @@ func TestOIDCFormPostAndPAR(t *testing.T) {
 	again := harness.NewBrowser(t).StopAt(rpRedirect).Get(b.URL + "/oauth2/auth?" + q.Encode())
 	if again.Status < 400 && again.Header.Get("Location") != "" && !strings.Contains(again.Header.Get("Location"), "error=") {
 		t.Errorf("a request_uri worked twice: %d %s", again.Status, again.Header.Get("Location"))
+	}
+
+	// A client that must push its requests is refused a plain one.
+	pushy := newRP(t, b, "pushy", shopSecret)
+	loc = pushy.authorize(harness.NewBrowser(t).StopAt(rpRedirect), oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+	if loc.Query().Get("error") != "invalid_request" {
+		t.Errorf("require_par client without PAR: %s", loc)
+	}
+	authURL, _ = url.Parse(pushy.conf.AuthCodeURL("state-pushy-0123456", oauth2.S256ChallengeOption(v)))
+	status, out = postForm(t, b.URL+"/oauth2/par", authURL.Query(), "pushy", shopSecret)
+	if status != 201 {
+		t.Fatalf("PAR for require_par client: %d %v", status, out)
+	}
+	page = br.Get(b.URL + "/oauth2/auth?" + url.Values{"client_id": {"pushy"}, "request_uri": {out["request_uri"].(string)}}.Encode())
+	if loc := page.Location(t); loc.Query().Get("code") == "" {
+		t.Errorf("require_par client with PAR: %s", loc)
 	}
 }
 

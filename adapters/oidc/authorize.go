@@ -29,7 +29,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
-	if err := p.checkAuthorize(r, ar); err != nil {
+	if err := p.checkAuthorize(r, ar, false); err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
@@ -59,8 +59,9 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// checkAuthorize adds the broker's rules to fosite's validation.
-func (p *Provider) checkAuthorize(r *http.Request, ar fosite.AuthorizeRequester) error {
+// checkAuthorize adds the broker's rules to fosite's validation; pushed
+// is true at the PAR endpoint.
+func (p *Provider) checkAuthorize(r *http.Request, ar fosite.AuthorizeRequester, pushed bool) error {
 	c := p.client(ar)
 	form := ar.GetRequestForm()
 	if !ar.GetResponseTypes().ExactOne("code") {
@@ -75,7 +76,7 @@ func (p *Provider) checkAuthorize(r *http.Request, ar fosite.AuthorizeRequester)
 	if m := form.Get("code_challenge_method"); form.Get("code_challenge") != "" && m != "S256" {
 		return fosite.ErrInvalidRequest.WithHint("Only code_challenge_method=S256 is accepted.")
 	}
-	if c.RP.OIDC.RequirePAR && !strings.HasPrefix(r.Form.Get("request_uri"), parPrefix) {
+	if c.RP.OIDC.RequirePAR && !pushed && !strings.HasPrefix(r.Form.Get("request_uri"), parPrefix) {
 		return fosite.ErrInvalidRequest.WithHint("This client must push its authorization requests (PAR, RFC 9126).")
 	}
 	if form.Get("request") != "" {
@@ -177,7 +178,7 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 		}
 		form.Set("dpop_jkt", proof.JKT)
 	}
-	if err := p.checkAuthorize(r, ar); err != nil {
+	if err := p.checkAuthorize(r, ar, true); err != nil {
 		p.f.WritePushedAuthorizeError(ctx, w, ar, err)
 		return
 	}
