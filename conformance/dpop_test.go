@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -67,20 +66,11 @@ func (k *dpopKey) proof(t *testing.T, method, u, accessToken string) string {
 // tokenRequest posts to the token endpoint with an optional DPoP proof.
 func tokenRequest(t *testing.T, b *harness.Broker, form url.Values, proof string) (int, map[string]any, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, b.URL+"/oauth2/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	var hdr map[string]string
 	if proof != "" {
-		req.Header.Set("DPoP", proof)
+		hdr = map[string]string{"DPoP": proof}
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	out := map[string]any{}
-	_ = json.Unmarshal(body, &out)
-	return resp.StatusCode, out, resp.Header
+	return postWith(t, b.URL+"/oauth2/token", form, "", "", hdr)
 }
 
 // resource calls userinfo with a scheme, token and optional proof.

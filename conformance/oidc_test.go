@@ -224,10 +224,21 @@ func (r *rp) login(br *harness.Browser) (*oauth2.Token, *gooidc.IDToken, string)
 // status and decoded JSON.
 func postForm(t *testing.T, u string, form url.Values, user, pass string) (int, map[string]any) {
 	t.Helper()
+	status, out, _ := postWith(t, u, form, user, pass, nil)
+	return status, out
+}
+
+// postWith posts a form with optional basic auth and extra headers and
+// returns status, decoded JSON and the response headers.
+func postWith(t *testing.T, u string, form url.Values, user, pass string, header map[string]string) (int, map[string]any, http.Header) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if user != "" {
 		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -237,7 +248,7 @@ func postForm(t *testing.T, u string, form url.Values, user, pass string) (int, 
 	body, _ := io.ReadAll(resp.Body)
 	out := map[string]any{}
 	_ = json.Unmarshal(body, &out)
-	return resp.StatusCode, out
+	return resp.StatusCode, out, resp.Header
 }
 
 func introspect(t *testing.T, b *harness.Broker, token string) map[string]any {
