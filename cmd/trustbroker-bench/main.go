@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -38,6 +39,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
 
 	"github.com/trustbroker/trustbroker/broker/config"
 	"github.com/trustbroker/trustbroker/broker/server"
@@ -160,6 +163,14 @@ func run() error {
 	defer os.RemoveAll(dir)
 	if o.dsn == "" {
 		o.dsn = "sqlite:" + filepath.Join(dir, "bench.db")
+	}
+	if strings.HasPrefix(o.dsn, "postgres") {
+		dsn, drop, err := ownSchema(o.dsn)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		o.dsn = dsn
 	}
 	b, err := startChild(dir, o.dsn)
 	if err != nil {
@@ -541,4 +552,31 @@ func measure(c *proc, sc *scenario, o options) result {
 		r.cpuPerReq = cpu / time.Duration(len(all))
 	}
 	return r
+}
+
+// ownSchema gives the run a PostgreSQL schema of its own (search_path),
+// dropped afterwards, so a shared database keeps nothing of the run.
+func ownSchema(dsn string) (string, func(), error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", nil, err
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return "", nil, err
+	}
+	schema := fmt.Sprintf("tbbench_%d", time.Now().UnixNano())
+	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
+		db.Close()
+		return "", nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), func() {
+		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			fmt.Fprintln(os.Stderr, "drop bench schema:", err)
+		}
+		db.Close()
+	}, nil
 }
