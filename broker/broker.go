@@ -28,6 +28,7 @@ import (
 	"github.com/trustbroker/trustbroker/broker/web"
 	"github.com/trustbroker/trustbroker/consent"
 	"github.com/trustbroker/trustbroker/policy"
+	"github.com/trustbroker/trustbroker/policy/location"
 	"github.com/trustbroker/trustbroker/providers"
 )
 
@@ -46,6 +47,9 @@ type Adapter interface {
 type FlowError struct {
 	Code        string
 	Description string
+	// Reason is a policy.PublicReason code when the policy denied, for an
+	// adapter that shows its own page in the user's language.
+	Reason string `json:",omitempty"`
 }
 
 func (e *FlowError) Error() string { return e.Code + ": " + e.Description }
@@ -114,6 +118,7 @@ type Options struct {
 	// PairwiseKey derives pairwise subjects (32 bytes).
 	PairwiseKey []byte
 	Networks    []config.Network
+	Locator     *location.Locator // optional: zone, trust, site, country of the client
 	TimeZone    *time.Location
 	Now         func() time.Time
 	Rand        io.Reader
@@ -200,6 +205,9 @@ type StartRequest struct {
 	MaxAge     *int64
 	LoginHint  string
 	Lang       string
+	// Kinds narrows the RP's accepted credential kinds (a step-up that
+	// needs a particular credential); nil keeps them all.
+	Kinds []string
 }
 
 // StartLogin creates a login transaction, binds it to this browser, and
@@ -216,7 +224,7 @@ func (b *Broker) StartLogin(w http.ResponseWriter, r *http.Request, sr StartRequ
 	minLoA, _ := loa.Parse(rp.MinLoA)
 	p := LoginParams{
 		MinLoA:     max(minLoA, sr.RequestedLoA),
-		Kinds:      slices.Clone(rp.AcceptedCredentials),
+		Kinds:      narrowKinds(rp.AcceptedCredentials, sr.Kinds),
 		Attributes: registeredAttributes(rp, sr.Attributes),
 		Prompt:     sr.Prompt,
 		MaxAge:     sr.MaxAge,
@@ -245,6 +253,14 @@ func (b *Broker) StartLogin(w http.ResponseWriter, r *http.Request, sr StartRequ
 	b.audit(ctx, "rp:"+sr.RPID, "login.start", id, store.OutcomeSuccess, sr.Protocol, nil)
 	http.Redirect(w, r, loginPath(id), http.StatusSeeOther)
 	return nil
+}
+
+// narrowKinds keeps the accepted kinds that are also wanted; nil wants all.
+func narrowKinds(accepted, wanted []string) []string {
+	if wanted == nil {
+		return slices.Clone(accepted)
+	}
+	return slices.DeleteFunc(slices.Clone(accepted), func(k string) bool { return !slices.Contains(wanted, k) })
 }
 
 // registeredAttributes keeps only what the RP registered; nil asks for all.
@@ -323,6 +339,9 @@ func (b *Broker) PolicyContext(r *http.Request, level loa.Level, kind string, am
 				}
 			}
 		}
+	}
+	if b.o.Locator != nil {
+		b.o.Locator.Apply(&pc)
 	}
 	return pc
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/trustbroker/trustbroker/broker/loa"
 	"github.com/trustbroker/trustbroker/broker/store"
 	"github.com/trustbroker/trustbroker/broker/ui"
 	"github.com/trustbroker/trustbroker/broker/web"
@@ -424,22 +423,23 @@ func (b *Broker) finish(w http.ResponseWriter, r *http.Request, fc *flowCtx, id 
 		}
 	}
 	rp := b.o.RelyingParties[fc.tx.RPID]
+	pc := b.PolicyContext(r, id.LoA, id.Kind, id.AMR)
 	dec, err := b.o.Policy.Decide(ctx, policy.Request{
-		Subject: policy.Subject{AccountID: accountID}, Resource: rp.ID, Action: "login",
-		Context: b.PolicyContext(r, id.LoA, id.Kind, id.AMR),
+		Subject:  policy.Subject{AccountID: accountID, Attributes: id.Attributes},
+		Resource: rp.ID, Action: policy.ActionLogin, Context: pc,
 	})
 	if err != nil {
 		b.internalError(w, r, fc.lang, "policy decision", err)
 		return
 	}
-	b.audit(ctx, accountID, "login.policy", fc.tx.ID, string(dec.Effect), dec.Rule+": "+dec.Reason, nil)
+	b.audit(ctx, accountID, "login.policy", fc.tx.ID, string(dec.Effect), dec.Rule+": "+dec.Reason, policy.AuditDetails(dec, pc))
 	switch dec.Effect {
 	case policy.Allow:
 	case policy.StepUp:
-		b.stepUp(w, r, fc, dec.RequiredLoA)
+		b.stepUp(w, r, fc, id, dec)
 		return
 	default:
-		b.fail(w, r, fc, "access_denied", "policy rule "+dec.Rule+" denied the login")
+		b.policyDenied(w, r, fc, dec)
 		return
 	}
 	granted, ok := b.consent(w, r, fc, accountID, id)
@@ -489,9 +489,20 @@ func (b *Broker) consent(w http.ResponseWriter, r *http.Request, fc *flowCtx, ac
 	return ev.Granted, true
 }
 
-// stepUp raises the required level and returns to the method choice.
-func (b *Broker) stepUp(w http.ResponseWriter, r *http.Request, fc *flowCtx, required loa.Level) {
-	fc.params.MinLoA = max(fc.params.MinLoA, required)
+// stepUp raises the required level (and narrows the credential kinds to
+// those the policy names) and returns to the method choice. When the
+// identity already meets both, no new login can help: the login is denied.
+func (b *Broker) stepUp(w http.ResponseWriter, r *http.Request, fc *flowCtx, id *providers.Identity, dec policy.Decision) {
+	kinds := fc.params.Kinds
+	if len(dec.RequiredKinds) > 0 {
+		kinds = slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return !slices.Contains(dec.RequiredKinds, k) })
+	}
+	if id.LoA.Satisfies(dec.RequiredLoA) && slices.Contains(kinds, id.Kind) || len(kinds) == 0 {
+		b.policyDenied(w, r, fc, dec)
+		return
+	}
+	fc.params.MinLoA = max(fc.params.MinLoA, dec.RequiredLoA)
+	fc.params.Kinds = kinds
 	params, _ := json.Marshal(fc.params)
 	_, err := b.o.Store.Transactions().Update(r.Context(), fc.tx.ID, func(t *store.Transaction) error {
 		t.Params, t.State, t.ProviderID, t.ProviderState = params, store.TxStateMethod, "", nil
@@ -583,6 +594,16 @@ func (b *Broker) bindSession(w http.ResponseWriter, r *http.Request, fc *flowCtx
 func (b *Broker) fail(w http.ResponseWriter, r *http.Request, fc *flowCtx, code, description string) {
 	b.audit(r.Context(), "browser", "login.fail", fc.tx.ID, store.OutcomeFailure, code+": "+description, nil)
 	b.end(w, r, fc, store.TxStateFailed, &FlowError{Code: code, Description: description})
+}
+
+// policyDenied ends the flow with access_denied and the policy's safe
+// reason: in English for the relying party (error_description is ASCII,
+// RFC 6749 §4.1.2.1), as a code for adapters that show a page. The rule
+// stays in the audit trail.
+func (b *Broker) policyDenied(w http.ResponseWriter, r *http.Request, fc *flowCtx, dec policy.Decision) {
+	desc := policy.PublicReason(dec.Public, "en")
+	b.audit(r.Context(), "browser", "login.fail", fc.tx.ID, store.OutcomeFailure, "access_denied: "+desc, nil)
+	b.end(w, r, fc, store.TxStateFailed, &FlowError{Code: "access_denied", Description: desc, Reason: dec.Public})
 }
 
 // end stores the outcome and resumes the adapter once: the transaction is

@@ -37,6 +37,7 @@ type Config struct {
 	RelyingParties []RelyingParty `yaml:"relying_parties"`
 	Policy         Policy         `yaml:"policy"`
 	Consent        Consent        `yaml:"consent"`
+	Gate           Gate           `yaml:"gate"`
 }
 
 // Server is the HTTP listener.
@@ -202,12 +203,22 @@ type Policy struct {
 	TimeZone string `yaml:"time_zone"`
 	// Networks are named network zones.
 	Networks []Network `yaml:"networks"`
+	// The decision point and its rules: see policy.go beside this file.
+	Engine          string           `yaml:"engine"`
+	Sites           []Network        `yaml:"sites"`
+	GeoIPFile       string           `yaml:"geoip_file"`
+	Roles           []RoleMapping    `yaml:"roles"`
+	RoleAssignments []RoleAssignment `yaml:"role_assignments"`
+	Rules           []PolicyRule     `yaml:"rules"`
+	ReloadInterval  time.Duration    `yaml:"reload_interval"`
 }
 
 // Network is a named set of CIDRs.
 type Network struct {
 	Name  string   `yaml:"name"`
 	CIDRs []string `yaml:"cidrs"`
+	// Trust of a zone: trusted, semi-trusted or untrusted (the default).
+	Trust string `yaml:"trust"`
 }
 
 // Consent configures consent records.
@@ -319,6 +330,8 @@ func (c *Config) Validate() error {
 	c.validateProviders(&es)
 	c.validateRelyingParties(&es)
 	c.validatePolicy(&es)
+	c.validatePolicyEngine(&es)
+	c.validateGate(&es)
 	return es.err()
 }
 
@@ -459,8 +472,10 @@ func (c *Config) validateRelyingParties(es *Errors) {
 			c.validateOIDC(es, path, rp)
 		case "saml":
 			validateSAML(es, path, rp)
+		case "gate":
+			validateGateRP(es, path, rp)
 		default:
-			es.add(path+".protocol", 0, "%q: use oidc or saml", rp.Protocol)
+			es.add(path+".protocol", 0, "%q: use oidc, saml or gate", rp.Protocol)
 		}
 	}
 }

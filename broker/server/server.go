@@ -31,7 +31,8 @@ import (
 	"github.com/trustbroker/trustbroker/broker/ui"
 	"github.com/trustbroker/trustbroker/broker/web"
 	"github.com/trustbroker/trustbroker/consent"
-	"github.com/trustbroker/trustbroker/policy"
+	"github.com/trustbroker/trustbroker/policy/casbin"
+	"github.com/trustbroker/trustbroker/policy/location"
 	"github.com/trustbroker/trustbroker/providers"
 )
 
@@ -53,6 +54,8 @@ type Server struct {
 	Broker *broker.Broker
 	// oidc is the OpenID Provider (Close waits for its logout deliveries).
 	oidc    *oidc.Provider
+	Policy  *casbin.Engine // nil with policy.engine passthrough
+	locator *location.Locator
 	Handler http.Handler
 	logger  *slog.Logger
 	now     func() time.Time
@@ -165,6 +168,15 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	if err != nil {
 		return nil, err
 	}
+	pp, err := buildPolicy(ctx, cfg, st, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			pp.locator.Close()
+		}
+	}()
 	cookies := web.Cookies{Secure: cfg.Server.TLS.Enabled()}
 	csrf := web.NewCSRF(csrfKey)
 	rps := map[string]*config.RelyingParty{}
@@ -173,7 +185,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	}
 	b, err := broker.New(broker.Options{
 		Store: st, Providers: provs, RelyingParties: rps,
-		Policy: policy.PassThrough{}, Consent: consent.PassThrough{},
+		Policy: pp.dp, Consent: consent.PassThrough{}, Locator: pp.locator,
 		Sessions: &session.Manager{
 			Store: st, Cookies: cookies, CookieName: cfg.Session.CookieName,
 			Lifetime: cfg.Session.Lifetime, IdleTimeout: cfg.Session.IdleTimeout, Now: o.Now, Rand: o.Rand,
@@ -187,6 +199,11 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	}
 	mux := http.NewServeMux()
 	b.Routes(mux)
+	gt, err := newGate(cfg, b, st, u, pp, consent.PassThrough{}, o)
+	if err != nil {
+		return nil, err
+	}
+	registerGate(gt, b, mux)
 	op, err := newOpenIDProvider(cfg, b, st, km, u, csrf, mk, o)
 	if err != nil {
 		return nil, err
@@ -203,7 +220,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 			UI: u, CSRF: csrf, Cookies: cookies, CookieKey: demoKey, Rand: o.Rand, Now: o.Now,
 		}).Routes(mux)
 	}
-	s = &Server{Config: cfg, Store: st, Keys: km, Broker: b, oidc: op, logger: o.Logger, now: o.Now}
+	s = &Server{Config: cfg, Store: st, Keys: km, Broker: b, Policy: pp.engine, locator: pp.locator, oidc: op, logger: o.Logger, now: o.Now}
 	s.routes(mux, u)
 	var trusted []*net.IPNet
 	for _, p := range cfg.Server.TrustedProxies {
@@ -323,6 +340,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	go s.Keys.Watch(bg, s.Config.Keys.ReloadInterval)
 	go s.gcLoop(bg)
+	if s.Policy != nil {
+		go s.Policy.Watch(bg, s.Config.Policy.ReloadInterval, s.Store.ListenPolicy(bg))
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.TLS.Enabled() {
@@ -370,5 +390,6 @@ func (s *Server) gcLoop(ctx context.Context) {
 // Close releases the store.
 func (s *Server) Close() error {
 	s.oidc.Close()
+	s.locator.Close()
 	return s.Store.Close()
 }

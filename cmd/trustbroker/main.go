@@ -74,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = e.migrate(ctx, rest)
 	case "keys":
 		err = e.keys(ctx, rest)
+	case "policy":
+		err = e.policyCmd(ctx, rest)
 	case "config":
 		err = e.configCmd(rest)
 	case "version":
