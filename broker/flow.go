@@ -26,6 +26,12 @@ type flowCtx struct {
 	params  LoginParams
 	binding string // the browser-binding cookie value
 	lang    string
+	// resumeByNavigation: the request came from a page script (a
+	// ceremony), so the adapter is resumed by the browser's next
+	// navigation to the login page rather than inside this response (a
+	// script cannot follow a redirect to a relying party on another
+	// origin).
+	resumeByNavigation bool
 }
 
 // load finds the transaction of the request and checks that this browser
@@ -306,7 +312,11 @@ func (b *Broker) handleCeremonyOptions(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	opts, state, err := cp.Options(r.Context(), b.providerRequest(r, fc))
+	req := b.providerRequest(r, fc)
+	if body, err := readBody(w, r); err == nil && len(body) > 0 && json.Valid(body) {
+		req.Input = body
+	}
+	opts, state, err := cp.Options(r.Context(), req)
 	if err != nil {
 		b.providerFailed(w, r, fc, prov, err)
 		return
@@ -328,6 +338,7 @@ func (b *Broker) handleCeremonyFinish(w http.ResponseWriter, r *http.Request) {
 		b.errorPage(w, r, http.StatusBadRequest, fc.lang, "error.provider")
 		return
 	}
+	fc.resumeByNavigation = true
 	id, err := cp.Finish(r.Context(), b.providerRequest(r, fc), decodeState(fc.tx.ProviderState), body)
 	if err != nil {
 		b.providerFailed(w, r, fc, prov, err)
@@ -626,6 +637,11 @@ func (b *Broker) end(w http.ResponseWriter, r *http.Request, fc *flowCtx, state 
 		return
 	}
 	fc.tx = tx
+	if fc.resumeByNavigation {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"next": loginPath(fc.tx.ID)})
+		return
+	}
 	b.handleResume(w, r, fc)
 }
 

@@ -205,7 +205,12 @@ func TestCeremonyFlow(t *testing.T) {
 		opts = br.PostJSON(base+"options", "{}", map[string]string{"X-CSRF-Token": token})
 		_ = json.Unmarshal([]byte(opts.Body), &o)
 		body, _ := json.Marshal(map[string]string{"challenge": o.Challenge})
-		got := claims(t, br.PostJSON(base+"finish", string(body), map[string]string{"X-CSRF-Token": token}))
+		fin := br.PostJSON(base+"finish", string(body), map[string]string{"X-CSRF-Token": token})
+		var next struct{ Next string }
+		if err := json.Unmarshal([]byte(fin.Body), &next); err != nil || next.Next != "/login/"+tx {
+			t.Fatalf("finish answer %d %s: the page must navigate to the login page", fin.Status, fin.Body)
+		}
+		got := claims(t, br.Get(b.URL+next.Next))
 		if got["acr"] != "http://eidas.europa.eu/LoA/substantial" || got["amr"] != "hwk user" {
 			t.Errorf("claims: %v", got)
 		}

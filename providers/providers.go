@@ -27,6 +27,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/trustbroker/trustbroker/broker/loa"
+	"github.com/trustbroker/trustbroker/broker/store"
 )
 
 // Credential kinds: what a relying party can accept.
@@ -95,6 +96,9 @@ type Request struct {
 	CallbackURL string
 	// ClientIP of the browser, for providers that bind to it.
 	ClientIP string
+	// Input is the JSON the page's script sent with a ceremony's options
+	// request (for WebAuthn: a user name); nil when it sent none.
+	Input json.RawMessage
 }
 
 // Provider is the base interface every provider implements.
@@ -131,6 +135,28 @@ type CeremonyProvider interface {
 	// and the state to keep until Finish.
 	Options(ctx context.Context, req Request) (options json.RawMessage, state []byte, err error)
 	Finish(ctx context.Context, req Request, state []byte, response json.RawMessage) (*Identity, error)
+}
+
+// AccountProvider is implemented by providers whose credentials the
+// signed-in account owner manages (WebAuthn: register, list, rename,
+// remove). The broker mounts the handler under /account/{id}/.
+type AccountProvider interface {
+	Provider
+	AccountHandler(host AccountHost) http.Handler
+}
+
+// AccountHost is what the broker lends a provider's account pages.
+type AccountHost interface {
+	// Session returns the browser's SSO session, or an error when there
+	// is none.
+	Session(r *http.Request) (*store.Session, error)
+	Lang(r *http.Request) string
+	Text(lang, key string) string
+	Render(w http.ResponseWriter, r *http.Request, status int, page, lang string, data any)
+	// CSRFToken and CSRFValid bind form tokens to the session.
+	CSRFToken(s *store.Session) string
+	CSRFValid(s *store.Session, token string) bool
+	Audit(ctx context.Context, actor, action, target, outcome, reason string, details any)
 }
 
 // Error is a provider failure with a part that is safe to show the user
@@ -173,6 +199,9 @@ type Deps struct {
 	Issuer string
 	// HTTPClient for talking to outside parties.
 	HTTPClient *http.Client
+	// Store is the broker's store, for providers that keep credentials of
+	// their own (WebAuthn).
+	Store store.Store
 }
 
 // Factory builds a provider from its configured id, display names and the

@@ -145,6 +145,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	}
 	provs, err := BuildProviders(cfg, o.Registry, providers.Deps{
 		Now: o.Now, Logger: o.Logger, Issuer: cfg.Server.Issuer, HTTPClient: &http.Client{Timeout: 15 * time.Second},
+		Store: st,
 	})
 	if err != nil {
 		return nil, err
@@ -210,6 +211,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	}
 	b.RegisterAdapter(op)
 	op.Routes(mux)
+	mountAccountPages(mux, provs, accountHost{b: b, st: st, ui: u, csrf: csrf, now: o.Now, log: o.Logger})
 	if rp, ok := rps["demo"]; cfg.Demo && ok && rp.OIDC != nil {
 		demoKey, err := mk.Derive("demo-rp")
 		if err != nil {

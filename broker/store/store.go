@@ -43,6 +43,7 @@ type Store interface {
 	Keys() Keys
 	OAuth() OAuth
 	Replay() Replay
+	WebAuthn() WebAuthnCredentials
 
 	// InTx runs fn in one transaction: committed when fn returns nil,
 	// rolled back when it returns an error or panics.
@@ -351,4 +352,58 @@ type Replay interface {
 	// Use records value in namespace until expiresAt; ErrConflict when it
 	// was recorded before and has not expired.
 	Use(ctx context.Context, namespace, value string, expiresAt time.Time) error
+}
+
+// WebAuthnCredential is a registered WebAuthn public-key credential
+// (W3C WebAuthn L3 §4 "credential record").
+type WebAuthnCredential struct {
+	ID         []byte // credential id, unique over all accounts
+	AccountID  string
+	ProviderID string
+	// UserHandle is the WebAuthn user.id of the account at the provider
+	// (the same for all its credentials); UserName the name a user types
+	// for non-discoverable credentials.
+	UserHandle []byte
+	UserName   string
+	PublicKey  []byte // COSE_Key
+	SignCount  uint32
+	AAGUID     []byte
+	// BackupEligible must not change over the credential's life;
+	// BackupState may.
+	BackupEligible bool
+	BackupState    bool
+	// UserVerified: the authenticator verified the user at registration.
+	UserVerified      bool
+	Transports        []string
+	AttestationFormat string // e.g. "none", "packed", "fido-u2f"
+	AttestationType   string // e.g. "none", "self", "basic_full"
+	Attested          bool   // attestation verified to a trust anchor
+	Discoverable      bool   // a resident key (passkey) was requested
+	Name              string
+	// Cloned is set when the signature counter went backwards; the
+	// credential is refused from then on.
+	Cloned     bool
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+}
+
+// WebAuthnCredentials stores WebAuthn credentials.
+type WebAuthnCredentials interface {
+	// Create adds a credential; ErrConflict when its id is registered
+	// already (to any account), ErrNotFound when the account is missing.
+	Create(ctx context.Context, c *WebAuthnCredential) error
+	Get(ctx context.Context, id []byte) (*WebAuthnCredential, error)
+	// ListByAccount returns the account's credentials, oldest first.
+	ListByAccount(ctx context.Context, accountID string) ([]WebAuthnCredential, error)
+	// ListByUserName returns the credentials registered under the user
+	// name at the provider, oldest first.
+	ListByUserName(ctx context.Context, providerID, userName string) ([]WebAuthnCredential, error)
+	// UseCounter records a successful assertion as a compare-and-swap: the
+	// stored counter must still be oldCount and the credential not marked
+	// cloned, else ErrConflict (of two racing assertions exactly one wins).
+	UseCounter(ctx context.Context, id []byte, oldCount, newCount uint32, backupState bool, at time.Time) error
+	// MarkCloned flags the credential as possibly cloned.
+	MarkCloned(ctx context.Context, id []byte) error
+	Rename(ctx context.Context, id []byte, name string) error
+	Delete(ctx context.Context, id []byte) error
 }

@@ -57,6 +57,10 @@ var sample = map[string]any{
 	"logout_confirm": map[string]any{"CSRF": "t", "Action": "/oauth2/logout", "ClientName": "Shop <b>",
 		"Form": map[string]string{"state": "s", "client_id": "shop"}},
 	"logout_done": nil,
+	"webauthn_account": map[string]any{"Base": "/account/webauthn", "CSRF": "t", "Error": "e <b>", "Notice": "n",
+		"UserName": "erika", "MinLoA": "substantial", "CanRegister": true, "NeedUserName": false,
+		"Credentials": []map[string]any{{"Ref": "AQID", "Name": "Key <b>", "Kind": "Passkey", "Created": "c",
+			"LastUsed": "l", "Synced": true, "Cloned": true}}},
 }
 
 // TestEveryPageRenders renders each page in each language, demo or not.

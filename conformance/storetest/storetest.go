@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
 	t.Run("OAuth", func(t *testing.T) { testOAuth(t, open) })
 	t.Run("Replay", func(t *testing.T) { testReplay(t, open) })
+	t.Run("WebAuthn", func(t *testing.T) { testWebAuthn(t, open) })
 	t.Run("InTx", func(t *testing.T) { testInTx(t, open) })
 	t.Run("GC", func(t *testing.T) { testGC(t, open) })
 }

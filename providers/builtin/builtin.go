@@ -3,9 +3,14 @@
 // every provider; providers join it as their packages land.
 package builtin
 
-import "github.com/trustbroker/trustbroker/providers"
+import (
+	"github.com/trustbroker/trustbroker/providers"
+	"github.com/trustbroker/trustbroker/providers/webauthn"
+)
 
 // Registry returns a fresh registry of the built-in provider types.
 func Registry() providers.Registry {
-	return providers.Registry{}
+	return providers.Registry{
+		webauthn.Type: webauthn.Factory,
+	}
 }
