@@ -24,6 +24,8 @@ type Session struct {
 	ClientID string `json:"client_id,omitempty"`
 	// JKT is the DPoP key thumbprint the tokens are bound to (RFC 9449).
 	JKT string `json:"jkt,omitempty"`
+	// CredentialKind is the kind of credential the user logged in with.
+	CredentialKind string `json:"credential_kind,omitempty"`
 }
 
 var _ openid.Session = (*Session)(nil)

@@ -19,6 +19,7 @@ func (p *Provider) userSession(ar fosite.AuthorizeRequester, c *Client, res *bro
 	s := newSession()
 	s.Subject = res.Subject
 	s.AccountID, s.SSOSession, s.ClientID = res.AccountID, res.SessionID, c.GetID()
+	s.CredentialKind = res.Identity.Kind
 	s.Claims = res.Claims
 	cl := s.DefaultSession.Claims
 	cl.Subject, cl.Issuer = res.Subject, p.o.Issuer

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trustbroker/trustbroker/adapters/gate"
+	"github.com/trustbroker/trustbroker/adapters/oidc"
 	"github.com/trustbroker/trustbroker/broker"
 	"github.com/trustbroker/trustbroker/broker/config"
 	"github.com/trustbroker/trustbroker/broker/store/sqlstore"
@@ -95,7 +96,7 @@ func PolicyAdapter(st *sqlstore.Store, cfg *config.Config) *sqlstore.PolicyAdapt
 }
 
 // newGate builds the forward-auth endpoint when services are configured.
-func newGate(cfg *config.Config, b *broker.Broker, st *sqlstore.Store, u *ui.UI, pp *policyParts, cs consent.Step, o Options) (*gate.Gate, error) {
+func newGate(cfg *config.Config, b *broker.Broker, st *sqlstore.Store, u *ui.UI, pp *policyParts, cs consent.Step, tokens gate.TokenVerifier, o Options) (*gate.Gate, error) {
 	if len(cfg.Gate.Services) == 0 {
 		return nil, nil
 	}
@@ -104,7 +105,7 @@ func newGate(cfg *config.Config, b *broker.Broker, st *sqlstore.Store, u *ui.UI,
 		return nil, err
 	}
 	return gate.New(gate.Options{
-		Broker: b, Policy: pp.dp, Consent: cs, Audit: st.Audit(), UI: u, Locator: pp.locator,
+		Broker: b, Policy: pp.dp, Consent: cs, Audit: st.Audit(), UI: u, Locator: pp.locator, Tokens: tokens,
 		Config: cfg.Gate, Issuer: cfg.Server.Issuer, TimeZone: tz, Now: o.Now, Logger: o.Logger,
 	})
 }
@@ -116,4 +117,20 @@ func registerGate(g *gate.Gate, b *broker.Broker, mux *http.ServeMux) {
 	}
 	b.RegisterAdapter(g)
 	g.Routes(mux)
+}
+
+// opTokens lets the gate accept the OpenID Provider's access tokens as
+// bearer tokens (DPoP-bound ones are refused: a reverse proxy does not pass
+// their proof on).
+type opTokens struct{ op *oidc.Provider }
+
+var _ gate.TokenVerifier = opTokens{}
+
+func (t opTokens) VerifyAccessToken(ctx context.Context, token string) (*gate.Token, error) {
+	info, err := t.op.AccessTokenInfo(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return &gate.Token{AccountID: info.AccountID, ClientID: info.ClientID, LoA: info.LoA,
+		Kind: info.CredentialKind, AMR: info.AMR, Attributes: info.Claims}, nil
 }

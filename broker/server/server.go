@@ -200,17 +200,17 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	}
 	mux := http.NewServeMux()
 	b.Routes(mux)
-	gt, err := newGate(cfg, b, st, u, pp, consent.PassThrough{}, o)
-	if err != nil {
-		return nil, err
-	}
-	registerGate(gt, b, mux)
 	op, err := newOpenIDProvider(cfg, b, st, km, u, csrf, mk, o)
 	if err != nil {
 		return nil, err
 	}
 	b.RegisterAdapter(op)
 	op.Routes(mux)
+	gt, err := newGate(cfg, b, st, u, pp, consent.PassThrough{}, opTokens{op}, o)
+	if err != nil {
+		return nil, err
+	}
+	registerGate(gt, b, mux)
 	mountAccountPages(mux, provs, accountHost{b: b, st: st, ui: u, csrf: csrf, now: o.Now, log: o.Logger})
 	if rp, ok := rps["demo"]; cfg.Demo && ok && rp.OIDC != nil {
 		demoKey, err := mk.Derive("demo-rp")
