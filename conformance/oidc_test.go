@@ -788,7 +788,8 @@ func TestOIDCPrivateKeyJWT(t *testing.T) {
 }
 
 // TestOIDCJWTAccessTokens: RFC 9068 access tokens for clients that ask for
-// them, verifiable with the JWKS, and still revocable and introspectable.
+// them, verifiable with the JWKS, and still revocable and introspectable
+// (client_credentials ones are not stored: revocation records their jti).
 func TestOIDCJWTAccessTokens(t *testing.T) {
 	b, _ := startOIDC(t, dbtest.SQLite(t))
 	status, out := postForm(t, b.URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"orders.read"}}, "svcjwt", svcSecret)
@@ -812,6 +813,13 @@ func TestOIDCJWTAccessTokens(t *testing.T) {
 	}
 	if in := introspect(t, b, at); in["active"] != true || in["client_id"] != "svcjwt" {
 		t.Errorf("introspection: %v", in)
+	}
+	// Only the client it was issued to may revoke it (RFC 7009 §2.1).
+	if status, _ := postForm(t, b.URL+"/oauth2/revoke", url.Values{"token": {at}}, "svc", svcSecret); status != 200 {
+		t.Errorf("revoke by another client: %d", status)
+	}
+	if in := introspect(t, b, at); in["active"] != true {
+		t.Errorf("another client revoked the token: %v", in)
 	}
 	if status, _ := postForm(t, b.URL+"/oauth2/revoke", url.Values{"token": {at}}, "svcjwt", svcSecret); status != 200 {
 		t.Errorf("revoke: %d", status)

@@ -194,6 +194,9 @@ func (s *storage) InvalidateAuthorizeCodeSession(ctx context.Context, code strin
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
 func (s *storage) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
+	if selfContained(req) {
+		return nil // see selfcontained.go
+	}
 	return s.create(ctx, store.TokenAccess, signature, req, fosite.AccessToken)
 }
 

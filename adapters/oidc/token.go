@@ -199,6 +199,13 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = p.f.NewRevocationRequest(r.Context(), r)
 	}
+	if err == nil {
+		// fosite authenticated the client and found no stored token: a
+		// self-contained service token is revoked by recording its jti.
+		if rerr := p.revokeServiceToken(r.Context(), r.PostForm.Get("token"), requestClientID(r)); rerr != nil {
+			err = fosite.ErrServerError.WithWrap(rerr)
+		}
+	}
 	var rfc *fosite.RFC6749Error
 	if errors.As(err, &rfc) && rfc.CodeField >= 500 {
 		p.o.Logger.ErrorContext(r.Context(), "revocation", "err", err)
@@ -221,6 +228,20 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := p.f.NewIntrospectionRequest(ctx, r, newSession())
+	if errors.Is(err, fosite.ErrInactiveToken) {
+		// Not stored: perhaps a self-contained service token.
+		out, handled, serr := p.introspectServiceToken(ctx, r.PostForm.Get("token"))
+		if serr != nil {
+			p.f.WriteIntrospectionError(ctx, w, fosite.ErrServerError.WithWrap(serr))
+			return
+		}
+		if handled {
+			w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+			w.Header().Set("Cache-Control", "no-store")
+			_ = json.NewEncoder(w).Encode(out)
+			return
+		}
+	}
 	if err != nil && !errors.Is(err, fosite.ErrInactiveToken) {
 		p.f.WriteIntrospectionError(ctx, w, err)
 		return
