@@ -72,6 +72,12 @@ relying_parties:
     accepted_credentials: [eid]
     claims: [{name: given_name, purpose: {en: bench}}]
     oidc: {redirect_uris: [` + redirect + `], client_secret: ` + secret + `}
+  - id: webes
+    name: {en: Web ES256}
+    protocol: oidc
+    accepted_credentials: [eid]
+    claims: [{name: given_name, purpose: {en: bench}}]
+    oidc: {redirect_uris: [` + redirect + `], client_secret: ` + secret + `, id_token_signed_response_alg: ES256}
   - id: svc
     name: {en: Service}
     protocol: oidc
@@ -154,7 +160,7 @@ func run() error {
 	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: SQLite in a temporary directory)")
 	flag.IntVar(&o.concurrency, "c", 64, "concurrent clients")
 	flag.DurationVar(&o.duration, "d", 10*time.Second, "duration of each scenario")
-	flag.StringVar(&o.scenarios, "scenarios", "discovery,jwks,client_credentials,client_credentials_jwt,introspection,refresh,code", "scenarios to run")
+	flag.StringVar(&o.scenarios, "scenarios", "discovery,jwks,client_credentials,client_credentials_jwt,introspection,refresh,refresh_es256,code", "scenarios to run")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "trustbroker-bench")
 	if err != nil {
@@ -314,17 +320,21 @@ func (c *proc) scenario(client *http.Client, name string, o options) (*scenario,
 		}
 		form := url.Values{"token": {tok}}.Encode()
 		return &scenario{name: name, do: func(int) bool { return post(client, c.base+"/oauth2/introspect", form, "rs") }}, nil
-	case "refresh":
+	case "refresh", "refresh_es256":
+		id := "web"
+		if name == "refresh_es256" {
+			id = "webes"
+		}
 		rts := make([]string, o.concurrency)
 		for i := range rts {
-			rt, err := c.refreshToken(client)
+			rt, err := c.refreshToken(client, id)
 			if err != nil {
 				return nil, err
 			}
 			rts[i] = rt
 		}
-		return &scenario{name: name, do: func(w int) bool {
-			next, ok := refresh(client, tokenURL, rts[w])
+		return &scenario{name: name + " (ID token " + map[string]string{"web": "RS256", "webes": "ES256"}[id] + ")", do: func(w int) bool {
+			next, ok := refresh(client, tokenURL, rts[w], id)
 			if ok {
 				rts[w] = next
 			}
@@ -390,8 +400,8 @@ func clientToken(client *http.Client, tokenURL string) (string, error) {
 	return string(m[1]), nil
 }
 
-func refresh(client *http.Client, tokenURL, rt string) (string, bool) {
-	status, b := postBody(client, tokenURL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode(), "web")
+func refresh(client *http.Client, tokenURL, rt, clientID string) (string, bool) {
+	status, b := postBody(client, tokenURL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode(), clientID)
 	m := refreshRE.FindSubmatch(b)
 	if status != 200 || m == nil {
 		return rt, false
@@ -427,8 +437,8 @@ var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // code runs one authorization request; with an SSO session it needs no
 // form, else it chooses the fake provider.
-func (b *browser) code(scope string) (string, error) {
-	q := url.Values{"client_id": {"web"}, "response_type": {"code"}, "scope": {scope}, "redirect_uri": {redirect},
+func (b *browser) code(clientID, scope string) (string, error) {
+	q := url.Values{"client_id": {clientID}, "response_type": {"code"}, "scope": {scope}, "redirect_uri": {redirect},
 		"state": {"bench-state-0123456789"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
 	resp, err := b.client.Get(b.base + "/oauth2/auth?" + q.Encode())
 	if err != nil {
@@ -454,13 +464,13 @@ func (b *browser) code(scope string) (string, error) {
 	return loc.Query().Get("code"), nil
 }
 
-func (c *proc) refreshToken(client *http.Client) (string, error) {
-	code, err := newBrowser(c.base).code("openid profile offline_access")
+func (c *proc) refreshToken(client *http.Client, clientID string) (string, error) {
+	code, err := newBrowser(c.base).code(clientID, "openid profile offline_access")
 	if err != nil {
 		return "", err
 	}
 	status, b := postBody(client, c.base+"/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
-		"code_verifier": {verifier}, "redirect_uri": {redirect}}.Encode(), "web")
+		"code_verifier": {verifier}, "redirect_uri": {redirect}}.Encode(), clientID)
 	m := refreshRE.FindSubmatch(b)
 	if status != 200 || m == nil {
 		return "", fmt.Errorf("code exchange: %d %s", status, b)
@@ -484,7 +494,7 @@ func (c *proc) prepareCodes(_ *http.Client, o options) ([]string, error) {
 			defer wg.Done()
 			br := newBrowser(c.base)
 			for time.Now().Before(stop) {
-				code, err := br.code("openid")
+				code, err := br.code("web", "openid")
 				if err != nil {
 					fail.Add(1)
 					continue
