@@ -20,6 +20,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/trustbroker/trustbroker/broker/clientcert"
 	"github.com/trustbroker/trustbroker/broker/config"
 	"github.com/trustbroker/trustbroker/broker/loa"
 	"github.com/trustbroker/trustbroker/broker/session"
@@ -123,6 +124,12 @@ type Options struct {
 	Now         func() time.Time
 	Rand        io.Reader
 	Logger      *slog.Logger
+	// ClientCert says where card certificates are read from (the TLS
+	// handshake, a trusted proxy's header).
+	ClientCert clientcert.Source
+	// CardLoginURL is the public base URL of the card-login listener
+	// (server.card_login.url); empty: card logins stay on this host.
+	CardLoginURL string
 }
 
 // Broker runs login flows.

@@ -208,7 +208,9 @@ func (b *Broker) handleChoose(w http.ResponseWriter, r *http.Request) {
 		if !b.setProvider(w, r, fc, prov.ID(), nil) {
 			return
 		}
-		http.Redirect(w, r, loginPath(fc.tx.ID)+"/certificate", http.StatusSeeOther)
+		// The card-login listener (same host, its own port) asks for the
+		// client certificate; the transaction cookie reaches it there.
+		http.Redirect(w, r, b.o.CardLoginURL+loginPath(fc.tx.ID)+"/certificate", http.StatusSeeOther)
 	default:
 		b.internalError(w, r, fc.lang, "provider without a capability", errors.New(prov.ID()))
 	}
@@ -351,17 +353,23 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
 }
 
-// handleCertificate authenticates the verified TLS client certificate.
+// handleCertificate hands the client certificate (from the card-login TLS
+// listener, or a trusted proxy's header) to the provider, which validates it.
 func (b *Broker) handleCertificate(w http.ResponseWriter, r *http.Request) {
 	fc, prov, cp, ok := loadChosen[providers.CertificateProvider](b, w, r)
 	if !ok {
 		return
 	}
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		b.providerFailed(w, r, fc, prov, &providers.Error{Code: "no_certificate", Public: "no verified client certificate was presented"})
+	peer, err := b.o.ClientCert.FromRequest(r)
+	if err != nil {
+		b.providerFailed(w, r, fc, prov, &providers.Error{Code: "certificate_header", Public: "The card certificate could not be read.", Err: err})
 		return
 	}
-	id, err := cp.Authenticate(r.Context(), b.providerRequest(r, fc), r.TLS.VerifiedChains[0])
+	if len(peer) == 0 {
+		b.providerFailed(w, r, fc, prov, &providers.Error{Code: "no_certificate", Public: "No card certificate was presented."})
+		return
+	}
+	id, err := cp.Authenticate(r.Context(), b.providerRequest(r, fc), peer)
 	if err != nil {
 		b.providerFailed(w, r, fc, prov, err)
 		return

@@ -16,7 +16,6 @@ package providers
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -122,10 +121,14 @@ type RedirectProvider interface {
 	Complete(ctx context.Context, req Request, state []byte, callback *http.Request) (*Identity, error)
 }
 
-// CertificateProvider authenticates a verified TLS client certificate chain.
+// CertificateProvider authenticates the client certificate of a card. peer
+// holds the DER certificates as the client presented them (leaf first),
+// from the broker's card-login TLS listener or a trusted reverse proxy's
+// header; they are NOT verified: the provider validates the path to its
+// own trust anchors (Go's TLS stack cannot verify every card's curve).
 type CertificateProvider interface {
 	Provider
-	Authenticate(ctx context.Context, req Request, chain []*x509.Certificate) (*Identity, error)
+	Authenticate(ctx context.Context, req Request, peer [][]byte) (*Identity, error)
 }
 
 // CeremonyProvider runs a browser ceremony: options out, response in.

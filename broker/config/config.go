@@ -53,6 +53,25 @@ type Server struct {
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// CardLogin is where card certificates arrive.
+	CardLogin CardLogin `yaml:"card_login"`
+}
+
+// CardLogin configures the two ways a card's client certificate reaches
+// the broker: a dedicated TLS listener that requests it, and a header set
+// by a reverse proxy that terminated TLS.
+type CardLogin struct {
+	// Listen (host:port) starts a TLS listener, with CertFile and KeyFile,
+	// that requests a client certificate; URL is its public base URL on
+	// the issuer's host (another port), so the login cookies reach it.
+	Listen   string `yaml:"listen"`
+	URL      string `yaml:"url"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// Header carries the URL-escaped PEM certificate (nginx
+	// $ssl_client_escaped_cert), believed only from Proxies (CIDRs).
+	Header  string   `yaml:"header"`
+	Proxies []string `yaml:"proxies"`
 }
 
 // TLS enables HTTPS on the listener.
@@ -357,6 +376,29 @@ func (c *Config) validateServer(es *Errors) {
 	for i, p := range s.TrustedProxies {
 		if _, err := parseCIDROrIP(p); err != nil {
 			es.add(fmt.Sprintf("server.trusted_proxies[%d]", i), 0, "%v", err)
+		}
+	}
+	validateCardLogin(es, s.CardLogin)
+}
+
+func validateCardLogin(es *Errors, c CardLogin) {
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			es.add("server.card_login.listen", 0, "%q is not host:port", c.Listen)
+		}
+		if c.CertFile == "" || c.KeyFile == "" {
+			es.add("server.card_login", 0, "listen needs cert_file and key_file")
+		}
+		if u, err := url.Parse(c.URL); err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" {
+			es.add("server.card_login.url", 0, "%q: the listener's public https://host:port, without a path", c.URL)
+		}
+	}
+	if c.Header != "" && len(c.Proxies) == 0 {
+		es.add("server.card_login.proxies", 0, "the header needs the proxies it may come from")
+	}
+	for i, p := range c.Proxies {
+		if _, err := parseCIDROrIP(p); err != nil {
+			es.add(fmt.Sprintf("server.card_login.proxies[%d]", i), 0, "%v", err)
 		}
 	}
 }

@@ -194,6 +194,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 		UI: u, CSRF: csrf, Cookies: cookies, Issuer: cfg.Server.Issuer, LoginTimeout: cfg.Session.LoginTimeout,
 		PairwiseKey: pairwiseKey, Networks: cfg.Policy.Networks, TimeZone: tz,
 		Now: o.Now, Rand: o.Rand, Logger: o.Logger,
+		ClientCert: cardCertSource(cfg.Server.CardLogin), CardLoginURL: cardLoginURL(cfg.Server.CardLogin),
 	})
 	if err != nil {
 		return nil, err

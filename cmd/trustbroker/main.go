@@ -229,6 +229,19 @@ func (e env) serve(ctx context.Context, args []string) error {
 	}
 	logger.Info("trustbroker listening", "addr", ln.Addr().String(), "issuer", cfg.Server.Issuer,
 		"version", versionString(), "database", srv.Store.Dialect())
+	if cl := cfg.Server.CardLogin; cl.Listen != "" {
+		cln, err := net.Listen("tcp", cl.Listen)
+		if err != nil {
+			return err
+		}
+		logger.Info("card login listening", "addr", cln.Addr().String(), "url", cl.URL)
+		go func() {
+			if err := srv.ServeCardLogin(ctx, cln); err != nil {
+				logger.Error("card-login listener", "err", err)
+				stop()
+			}
+		}()
+	}
 	return srv.Run(ctx, ln)
 }
 

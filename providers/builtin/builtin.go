@@ -5,12 +5,14 @@ package builtin
 
 import (
 	"github.com/trustbroker/trustbroker/providers"
+	"github.com/trustbroker/trustbroker/providers/smartcard"
 	"github.com/trustbroker/trustbroker/providers/webauthn"
 )
 
 // Registry returns a fresh registry of the built-in provider types.
 func Registry() providers.Registry {
 	return providers.Registry{
-		webauthn.Type: webauthn.Factory,
+		webauthn.Type:  webauthn.Factory,
+		smartcard.Type: smartcard.Factory,
 	}
 }
