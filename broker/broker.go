@@ -194,6 +194,8 @@ func (b *Broker) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /login/{tx}/ceremony/options", b.handleCeremonyOptions)
 	mux.HandleFunc("POST /login/{tx}/ceremony/finish", b.handleCeremonyFinish)
 	mux.HandleFunc("GET /login/{tx}/certificate", b.handleCertificate)
+	mux.HandleFunc("GET /login/{tx}/consent", b.handleConsentPage)
+	mux.HandleFunc("POST /login/{tx}/consent", b.handleConsentAnswer)
 }
 
 // StartRequest is what an adapter hands the broker to start a login.

@@ -12,7 +12,6 @@ import (
 	"github.com/trustbroker/trustbroker/broker/store"
 	"github.com/trustbroker/trustbroker/broker/ui"
 	"github.com/trustbroker/trustbroker/broker/web"
-	"github.com/trustbroker/trustbroker/consent"
 	"github.com/trustbroker/trustbroker/policy"
 	"github.com/trustbroker/trustbroker/providers"
 )
@@ -97,6 +96,10 @@ func (b *Broker) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if fc.tx.State == store.TxStateDone || fc.tx.State == store.TxStateFailed {
 		b.handleResume(w, r, fc)
+		return
+	}
+	if fc.tx.State == store.TxStateConsent {
+		http.Redirect(w, r, loginPath(fc.tx.ID)+"/consent", http.StatusSeeOther)
 		return
 	}
 	if !fc.params.has("login") && !fc.params.has("select_account") {
@@ -461,51 +464,9 @@ func (b *Broker) finish(w http.ResponseWriter, r *http.Request, fc *flowCtx, id 
 		b.policyDenied(w, r, fc, dec)
 		return
 	}
-	granted, ok := b.consent(w, r, fc, accountID, id)
-	if !ok {
-		return
-	}
-	sessionID, ok := b.bindSession(w, r, fc, accountID, id, sso)
-	if !ok {
-		return
-	}
-	res := &Result{
-		Identity: *id, AccountID: accountID, SessionID: sessionID, Subject: b.Subject(rp, accountID),
-		Claims: map[string]any{}, Granted: granted, AuthTime: id.AuthTime, ACR: id.LoA.URI(), AMR: id.AMR,
-		PolicyTag: dec.Rule, SSO: sso != nil,
-	}
-	for _, name := range granted {
-		res.Claims[name] = id.Attributes[name]
-	}
-	b.audit(ctx, accountID, "login.complete", fc.tx.ID, store.OutcomeSuccess, "rp "+rp.ID,
-		map[string]any{"granted": granted, "sso": sso != nil, "loa": id.LoA.String()})
-	b.end(w, r, fc, store.TxStateDone, res)
-}
-
-// consent asks the consent step what may leave.
-func (b *Broker) consent(w http.ResponseWriter, r *http.Request, fc *flowCtx, accountID string, id *providers.Identity) ([]string, bool) {
-	rp := b.o.RelyingParties[fc.tx.RPID]
-	var req []consent.Requested
-	for _, c := range rp.Claims {
-		if !slices.Contains(fc.params.Attributes, c.Name) {
-			continue
-		}
-		_, has := id.Attributes[c.Name]
-		req = append(req, consent.Requested{Name: c.Name, Purpose: c.Purpose.Get(fc.lang), Required: c.Required, Available: has})
-	}
-	ev, err := b.o.Consent.Evaluate(r.Context(), accountID, rp.ID, req)
-	if err != nil {
-		b.internalError(w, r, fc.lang, "consent evaluation", err)
-		return nil, false
-	}
-	if ev.Ask {
-		// The consent page arrives with the consent manager; a step that
-		// asks before then cannot be answered.
-		b.fail(w, r, fc, "consent_required", "consent is needed and no consent page is available")
-		return nil, false
-	}
-	b.audit(r.Context(), accountID, "login.consent", fc.tx.ID, store.OutcomeSuccess, ev.Mechanism, map[string]any{"granted": ev.Granted})
-	return ev.Granted, true
+	// The consent step (broker/consent.go) completes the flow, at once or
+	// after the consent page.
+	b.consent(w, r, fc, pendingConsent{Identity: *id, AccountID: accountID, SSOSessionID: ssoID(sso), PolicyRule: dec.Rule})
 }
 
 // stepUp raises the required level (and narrows the credential kinds to

@@ -1,10 +1,14 @@
-// Package consent is the contract of the consent step: what a relying party
-// may receive, recording a grant, withdrawing it. The consent page and the
-// citizen dashboard come with their issue; until then PassThrough is wired
-// in and says so.
+// Package consent is the consent step: what a relying party may receive
+// (Step, with PassThrough for consent.mode passthrough and Manager over the
+// store), recording a grant, withdrawing it (which revokes what the
+// relying party holds), the disclosure log, and the citizen dashboard at
+// /account.
 package consent
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+)
 
 // Requested is an attribute a relying party asks for.
 type Requested struct {
@@ -21,8 +25,18 @@ type Evaluation struct {
 	Granted []string
 	// Ask is true when the user must be shown the consent page.
 	Ask bool
-	// Mechanism names what decided ("passthrough", "stored", ...).
+	// Mechanism names what decided ("passthrough", "stored", "ask",
+	// "legal-basis").
 	Mechanism string
+	// Offer: when Ask, the consent-based attributes the page asks for.
+	Offer []string
+	// Info: attributes released on another legal basis (contract, legal
+	// obligation); the page shows them as information.
+	Info []string
+	// Previous: what the last consent in force granted (to preselect).
+	Previous []string
+	// ConsentID is the stored consent the release relies on, if any.
+	ConsentID string
 }
 
 // Step is the consent point of the login flow.
@@ -45,4 +59,12 @@ func (PassThrough) Evaluate(_ context.Context, _, _ string, requested []Requeste
 		}
 	}
 	return ev, nil
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
 }

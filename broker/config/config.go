@@ -161,6 +161,24 @@ type Claim struct {
 	Name     string `yaml:"name"`
 	Purpose  Text   `yaml:"purpose"`
 	Required bool   `yaml:"required"`
+	// LegalBasis under GDPR Art. 6(1): consent (the default; the user is
+	// asked), contract or legal_obligation (shown as information only).
+	LegalBasis string `yaml:"legal_basis"`
+}
+
+// Legal bases of a claim (GDPR Art. 6(1) a, b, c).
+const (
+	BasisConsent         = "consent"
+	BasisContract        = "contract"
+	BasisLegalObligation = "legal_obligation"
+)
+
+// Basis is the claim's legal basis, consent when not set.
+func (c Claim) Basis() string {
+	if c.LegalBasis == "" {
+		return BasisConsent
+	}
+	return c.LegalBasis
 }
 
 // OIDC is the OpenID Connect client part of a registration.
@@ -244,7 +262,18 @@ type Network struct {
 type Consent struct {
 	// Validity is how long a grant lasts; 0 means until withdrawn.
 	Validity time.Duration `yaml:"validity"`
+	// Mode: "ask" (the default) shows the consent page and records
+	// consents; "passthrough" releases every registered attribute without
+	// asking (for deployments where consent is obtained elsewhere, and
+	// tests that are not about consent).
+	Mode string `yaml:"mode"`
 }
+
+// Consent modes.
+const (
+	ConsentAsk         = "ask"
+	ConsentPassThrough = "passthrough"
+)
 
 // Default returns the built-in defaults, used under any YAML file.
 func Default() *Config {
@@ -273,7 +302,7 @@ func Default() *Config {
 			LoginTimeout: 15 * time.Minute,
 		},
 		Policy:  Policy{TimeZone: "Europe/Berlin"},
-		Consent: Consent{Validity: 365 * 24 * time.Hour},
+		Consent: Consent{Validity: 365 * 24 * time.Hour, Mode: ConsentAsk},
 	}
 }
 
@@ -447,6 +476,9 @@ func (c *Config) validateBasics(es *Errors) {
 	if c.Consent.Validity < 0 {
 		es.add("consent.validity", 0, "must not be negative (0: until withdrawn)")
 	}
+	if c.Consent.Mode != ConsentAsk && c.Consent.Mode != ConsentPassThrough {
+		es.add("consent.mode", 0, "%q: use ask or passthrough", c.Consent.Mode)
+	}
 }
 
 func (c *Config) validateProviders(es *Errors) {
@@ -508,6 +540,11 @@ func (c *Config) validateRelyingParties(es *Errors) {
 			}
 			claims[cl.Name] = true
 			checkText(es, cp+".purpose", cl.Purpose, true)
+			switch cl.LegalBasis {
+			case "", BasisConsent, BasisContract, BasisLegalObligation:
+			default:
+				es.add(cp+".legal_basis", 0, "%q: use consent, contract or legal_obligation", cl.LegalBasis)
+			}
 		}
 		switch rp.Protocol {
 		case "oidc":

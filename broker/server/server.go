@@ -30,7 +30,6 @@ import (
 	"github.com/trustbroker/trustbroker/broker/store/sqlstore"
 	"github.com/trustbroker/trustbroker/broker/ui"
 	"github.com/trustbroker/trustbroker/broker/web"
-	"github.com/trustbroker/trustbroker/consent"
 	"github.com/trustbroker/trustbroker/policy/casbin"
 	"github.com/trustbroker/trustbroker/policy/location"
 	"github.com/trustbroker/trustbroker/providers"
@@ -184,9 +183,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	for i := range cfg.RelyingParties {
 		rps[cfg.RelyingParties[i].ID] = &cfg.RelyingParties[i]
 	}
+	cm, step := newConsent(cfg, st, rps, o)
 	b, err := broker.New(broker.Options{
 		Store: st, Providers: provs, RelyingParties: rps,
-		Policy: pp.dp, Consent: consent.PassThrough{}, Locator: pp.locator,
+		Policy: pp.dp, Consent: step, Locator: pp.locator,
 		Sessions: &session.Manager{
 			Store: st, Cookies: cookies, CookieName: cfg.Session.CookieName,
 			Lifetime: cfg.Session.Lifetime, IdleTimeout: cfg.Session.IdleTimeout, Now: o.Now, Rand: o.Rand,
@@ -207,12 +207,15 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	}
 	b.RegisterAdapter(op)
 	op.Routes(mux)
-	gt, err := newGate(cfg, b, st, u, pp, consent.PassThrough{}, opTokens{op}, o)
+	cm.Revokers = append(cm.Revokers, op)
+	gt, err := newGate(cfg, b, st, u, pp, step, opTokens{op}, o)
 	if err != nil {
 		return nil, err
 	}
 	registerGate(gt, b, mux)
-	mountAccountPages(mux, provs, accountHost{b: b, st: st, ui: u, csrf: csrf, now: o.Now, log: o.Logger})
+	host := accountHost{b: b, st: st, ui: u, csrf: csrf, now: o.Now, log: o.Logger}
+	mountAccountPages(mux, provs, host)
+	mountDashboard(mux, provs, cm, host, tz)
 	if rp, ok := rps["demo"]; cfg.Demo && ok && rp.OIDC != nil {
 		demoKey, err := mk.Derive("demo-rp")
 		if err != nil {

@@ -39,6 +39,7 @@ type Store interface {
 	Transactions() Transactions
 	RelyingParties() RelyingParties
 	Consents() Consents
+	Disclosures() Disclosures
 	Audit() Audit
 	Keys() Keys
 	OAuth() OAuth
@@ -220,6 +221,15 @@ type Consent struct {
 	GrantedAt   time.Time
 	ExpiresAt   time.Time // zero: no expiry
 	WithdrawnAt time.Time // zero: in force
+	// Offered are the consent-based attributes the page offered; those
+	// not in Attributes were left out by the user.
+	Offered []string
+	// PurposeVersion identifies the purposes and legal bases shown; a
+	// change asks again.
+	PurposeVersion string
+	// Method and Lang say how the consent was given ("login-page", "de").
+	Method string
+	Lang   string
 }
 
 // Consents stores consent records. A withdrawn consent stays as a record.
@@ -232,6 +242,26 @@ type Consents interface {
 	// Withdraw marks the consent withdrawn; ErrNotFound when it is not in
 	// force.
 	Withdraw(ctx context.Context, id string, at time.Time) error
+}
+
+// Disclosure is one release of attributes to a relying party.
+type Disclosure struct {
+	Seq        int64 // assigned by the store, increasing
+	Time       time.Time
+	AccountID  string
+	RPID       string
+	Attributes []string
+	Protocol   string // "oidc", "saml", "demo", "gate"
+	ConsentID  string // the consent it was released under; "" when none was needed
+}
+
+// Disclosures is the append-only disclosure log (what each relying party
+// actually received). Rows go with their account.
+type Disclosures interface {
+	Append(ctx context.Context, d *Disclosure) error
+	// ListByAccount returns the account's disclosures, newest first, at
+	// most limit (100 when zero).
+	ListByAccount(ctx context.Context, accountID string, limit int) ([]Disclosure, error)
 }
 
 // Audit outcomes.
@@ -344,6 +374,10 @@ type OAuth interface {
 	// RevokeByRequestID deactivates every token of the kind issued under
 	// the request (the grant, or the refresh-token family).
 	RevokeByRequestID(ctx context.Context, kind, requestID string) (int64, error)
+	// RevokeBySubject deactivates every token of the kind issued to the
+	// client for the subject (the subject that client sees), for the
+	// withdrawal of a consent.
+	RevokeBySubject(ctx context.Context, kind, clientID, subject string) (int64, error)
 }
 
 // Replay remembers one-time values (client-assertion jti, DPoP proof jti,

@@ -61,6 +61,15 @@ var sample = map[string]any{
 		"UserName": "erika", "MinLoA": "substantial", "CanRegister": true, "NeedUserName": false,
 		"Credentials": []map[string]any{{"Ref": "AQID", "Name": "Key <b>", "Kind": "Passkey", "Created": "c",
 			"LastUsed": "l", "Synced": true, "Cloned": true}}},
+	"consent": map[string]any{"RPName": "Shop <b>", "CSRF": "t", "Action": "/login/x/consent",
+		"Items": []map[string]any{{"Name": "email", "Label": "E-Mail", "Value": "a@b <c>", "Purpose": "p", "Required": false, "Checked": false, "Basis": "consent"},
+			{"Name": "given_name", "Label": "Vorname", "Value": "Erika", "Purpose": "p", "Required": true, "Checked": true, "Basis": "consent"}},
+		"Info": []map[string]any{{"Name": "family_name", "Label": "Name", "Value": "M", "Purpose": "p", "Basis": "contract"}}},
+	"account": map[string]any{"Name": "Erika <b>", "CSRF": "t", "Notice": "n", "Error": "", "WebAuthn": "/account/webauthn",
+		"Consents": []map[string]any{{"RPID": "shop", "Service": "Shop", "Attributes": "a, b", "LeftOut": "c",
+			"Purpose": "p", "Granted": "g", "Expires": ""}},
+		"Disclosures": []map[string]any{{"When": "w", "Service": "Shop", "Attributes": "", "Protocol": "oidc"}},
+		"Identities":  []map[string]any{{"Kind": "eid", "Linked": "l", "LastUsed": "u"}}},
 }
 
 // TestEveryPageRenders renders each page in each language, demo or not.

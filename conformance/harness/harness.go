@@ -41,6 +41,10 @@ type Options struct {
 	// Hostname in the issuer URL: 127.0.0.1 when empty; browser tests
 	// use localhost, the only name Chromium resolves in tests.
 	Hostname string
+	// Consent is consent.mode: tests about consent set "ask" (the
+	// production default, the consent page); every other test runs with
+	// "passthrough" so that its login goes straight to the relying party.
+	Consent string
 }
 
 // Start parses yamlText over the defaults, points it at dsn and a loopback
@@ -69,6 +73,10 @@ func Start(t testing.TB, yamlText, dsn string, o Options) *Broker {
 	cfg.Database.DSN = dsn
 	cfg.Keys.MasterKey = base64.StdEncoding.EncodeToString(mk[:])
 	cfg.Keys.RSABits = 2048
+	cfg.Consent.Mode = o.Consent
+	if cfg.Consent.Mode == "" {
+		cfg.Consent.Mode = config.ConsentPassThrough
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test configuration: %v", err)
 	}

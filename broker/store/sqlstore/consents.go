@@ -11,7 +11,7 @@ type consentRepo struct{ s *Store }
 
 var _ store.Consents = (*consentRepo)(nil)
 
-const consentCols = "id, account_id, rp_id, attributes, purpose, granted_at, expires_at, withdrawn_at"
+const consentCols = "id, account_id, rp_id, attributes, purpose, granted_at, expires_at, withdrawn_at, offered, purpose_version, method, lang"
 
 // consentInForce is the condition for a consent in force at the time
 // bound to its one placeholder.
@@ -20,7 +20,8 @@ const consentInForce = "withdrawn_at = 0 AND (expires_at = 0 OR expires_at > ?)"
 func scanConsent(r rowScanner, _ ...any) (*store.Consent, error) {
 	var c store.Consent
 	err := r.Scan(&c.ID, &c.AccountID, &c.RPID, stringsCol{&c.Attributes}, &c.Purpose,
-		timeCol{&c.GrantedAt}, timeCol{&c.ExpiresAt}, timeCol{&c.WithdrawnAt})
+		timeCol{&c.GrantedAt}, timeCol{&c.ExpiresAt}, timeCol{&c.WithdrawnAt},
+		stringsCol{&c.Offered}, &c.PurposeVersion, &c.Method, &c.Lang)
 	if err != nil {
 		return nil, err
 	}
@@ -32,9 +33,10 @@ func scanConsent(r rowScanner, _ ...any) (*store.Consent, error) {
 func (r *consentRepo) Create(ctx context.Context, c *store.Consent) error {
 	c.GrantedAt = r.s.defaultTime(c.GrantedAt)
 	err := insert(ctx, r.s,
-		"INSERT INTO consents ("+consentCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		"INSERT INTO consents ("+consentCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		c.ID, c.AccountID, c.RPID, stringsArg(c.Attributes), c.Purpose,
-		micros(c.GrantedAt), micros(c.ExpiresAt), micros(c.WithdrawnAt))
+		micros(c.GrantedAt), micros(c.ExpiresAt), micros(c.WithdrawnAt),
+		stringsArg(c.Offered), c.PurposeVersion, c.Method, c.Lang)
 	return wrap(err, "create consent %q", c.ID)
 }
 

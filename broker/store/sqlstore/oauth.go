@@ -70,3 +70,12 @@ func (r *oauthRepo) RevokeByRequestID(ctx context.Context, kind, requestID strin
 		false, kind, requestID, true)
 	return n, wrap(err, "revoke %s of request", kind)
 }
+
+// RevokeBySubject implements store.OAuth and counts the tokens it turned
+// inactive.
+func (r *oauthRepo) RevokeBySubject(ctx context.Context, kind, clientID, subject string) (int64, error) {
+	n, err := execAffected(ctx, r.s,
+		"UPDATE oauth_tokens SET active = ? WHERE kind = ? AND client_id = ? AND subject = ? AND active = ?",
+		false, kind, clientID, subject, true)
+	return n, wrap(err, "revoke %s of client and subject", kind)
+}

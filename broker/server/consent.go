@@ -1,0 +1,36 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/trustbroker/trustbroker/broker"
+	"github.com/trustbroker/trustbroker/broker/config"
+	"github.com/trustbroker/trustbroker/broker/store"
+	"github.com/trustbroker/trustbroker/consent"
+	"github.com/trustbroker/trustbroker/providers"
+)
+
+// newConsent builds the consent manager (always: the dashboard reads
+// through it) and the consent step the flow and the gate use: the manager
+// with consent.mode ask, PassThrough with consent.mode passthrough.
+func newConsent(cfg *config.Config, st store.Store, rps map[string]*config.RelyingParty, o Options) (*consent.Manager, consent.Step) {
+	cm := &consent.Manager{Store: st, RelyingParties: rps, Validity: cfg.Consent.Validity, Now: o.Now, Rand: o.Rand}
+	if cfg.Consent.Mode == config.ConsentPassThrough {
+		return cm, consent.PassThrough{}
+	}
+	return cm, cm
+}
+
+// mountDashboard mounts the citizen dashboard at /account, linking the
+// security-key page when a WebAuthn provider has one.
+func mountDashboard(mux *http.ServeMux, provs []broker.Provider, cm *consent.Manager, host accountHost, tz *time.Location) {
+	d := &consent.Dashboard{Manager: cm, Host: host, TimeZone: tz}
+	for _, p := range provs {
+		if _, ok := p.Provider.(providers.AccountProvider); ok && p.Kind() == "webauthn" {
+			d.WebAuthnPath = "/account/" + p.ID()
+			break
+		}
+	}
+	d.Routes(mux)
+}
