@@ -60,6 +60,8 @@ server: {listen: "LISTEN", issuer: "ISSUER"}
 log: {level: error}
 database: {dsn: "DSN"}
 keys: {rsa_bits: 2048}
+# The load is on the token endpoint; logins only prepare it.
+consent: {mode: passthrough}
 providers:
   - id: fake
     type: fake-redirect

@@ -66,8 +66,10 @@ func (r *oauthRepo) DeactivateToken(ctx context.Context, kind, signature string)
 // inactive.
 func (r *oauthRepo) RevokeByRequestID(ctx context.Context, kind, requestID string) (int64, error) {
 	n, err := execAffected(ctx, r.s,
-		"UPDATE oauth_tokens SET active = ? WHERE kind = ? AND request_id = ? AND active = ?",
-		false, kind, requestID, true)
+		// active = TRUE as a literal, so the partial index of migration
+		// 0005 applies.
+		"UPDATE oauth_tokens SET active = FALSE WHERE kind = ? AND request_id = ? AND active = TRUE",
+		kind, requestID)
 	return n, wrap(err, "revoke %s of request", kind)
 }
 
