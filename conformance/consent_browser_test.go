@@ -53,7 +53,8 @@ func TestBrowserConsent(t *testing.T) {
 	if err != nil || checked {
 		t.Fatalf("optional attribute preselected: %v %v", checked, err)
 	}
-	if err := chromedp.Do(ctx, chromedp.Click(`button[value="approve"]`), chromedp.WaitVisible(`table.claims`)); err != nil {
+	// The consent page has a table.claims too: wait until it is gone.
+	if err := chromedp.Do(ctx, chromedp.Click(`button[value="approve"]`), chromedp.WaitNotPresent(`form.consent`), chromedp.WaitVisible(`table.claims`)); err != nil {
 		t.Fatal(err)
 	}
 	result := text(t, ctx, `table.claims`)
