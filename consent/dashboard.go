@@ -24,6 +24,8 @@ type Host interface {
 	CSRFToken(s *store.Session) string
 	CSRFValid(s *store.Session, token string) bool
 	Audit(ctx context.Context, actor, action, target, outcome, reason string, details any)
+	// EndSession ends the browser's session and clears its cookie.
+	EndSession(w http.ResponseWriter, r *http.Request) error
 }
 
 // Dashboard is the citizen's account page at /account: services used,
@@ -36,6 +38,8 @@ type Dashboard struct {
 	// WebAuthnPath links the security-key page when one is configured.
 	WebAuthnPath string
 	TimeZone     *time.Location
+	// Receipts, when set, offers a signed consent receipt per consent.
+	Receipts *Receipts
 }
 
 // Routes mounts the dashboard.
@@ -44,10 +48,15 @@ func (d *Dashboard) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /account/{$}", d.handlePage)
 	mux.HandleFunc("POST /account/withdraw", d.handleWithdraw)
 	mux.HandleFunc("GET /account/export.json", d.handleExport)
+	mux.HandleFunc("GET /account/receipts/{id}", d.handleReceipt)
+	mux.HandleFunc("GET /account/delete", d.handleDeletePage)
+	mux.HandleFunc("POST /account/delete", d.handleDelete)
+	mux.HandleFunc("GET /account/deleted", d.handleDeleted)
 }
 
 type consentRow struct {
-	RPID, Service, Attributes, LeftOut, Purpose, Granted, Expires string
+	ID, RPID, Service, Attributes, LeftOut, Purpose, Granted, Expires string
+	Receipt                                                           bool
 }
 
 type disclosureRow struct{ When, Service, Attributes, Protocol string }
@@ -114,7 +123,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, s *store.Sess
 			continue
 		}
 		seen[c.RPID] = true
-		row := consentRow{RPID: c.RPID, Service: d.service(c.RPID, lang), Attributes: d.labels(lang, c.Attributes),
+		row := consentRow{ID: c.ID, Receipt: d.Receipts != nil, RPID: c.RPID, Service: d.service(c.RPID, lang), Attributes: d.labels(lang, c.Attributes),
 			Purpose: d.purposes(c, lang), Granted: d.when(c.GrantedAt)}
 		var left []string
 		for _, o := range c.Offered {

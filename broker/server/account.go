@@ -63,6 +63,13 @@ func (h accountHost) CSRFValid(s *store.Session, token string) bool {
 	return h.csrf.Valid(csrfBinding(s), token)
 }
 
+// EndSession ends the browser's session and clears the cookie (the
+// dashboard's account deletion).
+func (h accountHost) EndSession(w http.ResponseWriter, r *http.Request) error {
+	_, err := h.b.EndSession(w, r)
+	return err
+}
+
 func (h accountHost) Audit(ctx context.Context, actor, action, target, outcome, reason string, details any) {
 	ev := &store.AuditEvent{
 		Time: h.now(), Actor: actor, Action: action, Target: target,

@@ -24,8 +24,11 @@ func newConsent(cfg *config.Config, st store.Store, rps map[string]*config.Relyi
 
 // mountDashboard mounts the citizen dashboard at /account, linking the
 // security-key page when a WebAuthn provider has one.
-func mountDashboard(mux *http.ServeMux, provs []broker.Provider, cm *consent.Manager, host accountHost, tz *time.Location) {
+// Consent receipts (Kantara Consent Receipt v1.1) are signed with the
+// broker's keys, ES256 when configured.
+func mountDashboard(mux *http.ServeMux, provs []broker.Provider, cm *consent.Manager, host accountHost, tz *time.Location, cfg *config.Config, signer consent.ReceiptSigner) {
 	d := &consent.Dashboard{Manager: cm, Host: host, TimeZone: tz}
+	d.Receipts = &consent.Receipts{Manager: cm, Signer: signer, Alg: consent.ReceiptAlg(cfg), Issuer: cfg.Server.Issuer}
 	for _, p := range provs {
 		if _, ok := p.Provider.(providers.AccountProvider); ok && p.Kind() == "webauthn" {
 			d.WebAuthnPath = "/account/" + p.ID()

@@ -215,7 +215,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	registerGate(gt, b, mux)
 	host := accountHost{b: b, st: st, ui: u, csrf: csrf, now: o.Now, log: o.Logger}
 	mountAccountPages(mux, provs, host)
-	mountDashboard(mux, provs, cm, host, tz)
+	mountDashboard(mux, provs, cm, host, tz, cfg, km)
 	if rp, ok := rps["demo"]; cfg.Demo && ok && rp.OIDC != nil {
 		demoKey, err := mk.Derive("demo-rp")
 		if err != nil {

@@ -70,6 +70,8 @@ var sample = map[string]any{
 			"Purpose": "p", "Granted": "g", "Expires": ""}},
 		"Disclosures": []map[string]any{{"When": "w", "Service": "Shop", "Attributes": "", "Protocol": "oidc"}},
 		"Identities":  []map[string]any{{"Kind": "eid", "Linked": "l", "LastUsed": "u"}}},
+	"account_delete":  map[string]any{"Name": "Erika <b>", "CSRF": "t", "Error": "e <b>", "Services": []string{"Shop <b>", "Amt"}},
+	"account_deleted": nil,
 }
 
 // TestEveryPageRenders renders each page in each language, demo or not.
