@@ -43,6 +43,7 @@ providers:
       trust_anchors: ["{{dir}}/root.pem"]
       intermediates: ["{{dir}}/inter.pem"]
       subject_attribute: 2.16.840.1.113730.3.1.3
+      revocation: {mode: soft} # this PKI has no responder; see card_revocation_test.go
 relying_parties:
   - id: demo
     name: {de: Demo-Dienst, en: Demo service}

@@ -45,6 +45,7 @@ type Store interface {
 	OAuth() OAuth
 	Replay() Replay
 	WebAuthn() WebAuthnCredentials
+	Revocations() RevocationCache
 
 	// InTx runs fn in one transaction: committed when fn returns nil,
 	// rolled back when it returns an error or panics.
@@ -440,4 +441,22 @@ type WebAuthnCredentials interface {
 	MarkCloned(ctx context.Context, id []byte) error
 	Rename(ctx context.Context, id []byte, name string) error
 	Delete(ctx context.Context, id []byte) error
+}
+
+// RevocationEntry is a verified revocation answer (a DER OCSP response or
+// CRL), shared by replicas until ExpiresAt (the answer's nextUpdate).
+// Readers verify Data again before they rely on it.
+type RevocationEntry struct {
+	Key       string // e.g. "ocsp:<hash of the CertID>", "crl:<hash of the URL>"
+	Data      []byte
+	FetchedAt time.Time
+	ExpiresAt time.Time
+}
+
+// RevocationCache caches revocation answers across replicas.
+type RevocationCache interface {
+	// Put creates or replaces the entry with e.Key; ExpiresAt is required.
+	Put(ctx context.Context, e *RevocationEntry) error
+	// Get returns the entry; ErrNotFound when absent or expired.
+	Get(ctx context.Context, key string) (*RevocationEntry, error)
 }

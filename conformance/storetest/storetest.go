@@ -47,6 +47,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("OAuth", func(t *testing.T) { testOAuth(t, open) })
 	t.Run("Replay", func(t *testing.T) { testReplay(t, open) })
 	t.Run("WebAuthn", func(t *testing.T) { testWebAuthn(t, open) })
+	t.Run("Revocations", func(t *testing.T) { testRevocations(t, open) })
 	t.Run("InTx", func(t *testing.T) { testInTx(t, open) })
 	t.Run("GC", func(t *testing.T) { testGC(t, open) })
 }

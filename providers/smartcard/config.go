@@ -47,6 +47,7 @@ var defaultPolicies = map[string][]string{
 //	  loa: high                      # the level a login reaches (default high)
 //	  amr: [sc, hwk, pin]            # RFC 8176 values (default sc hwk pin)
 //	  max_chain_length: 5            # certificates from leaf to anchor, anchor included
+//	  revocation: {mode: hard}       # OCSP first, CRL fallback; see RevocationConfig
 type Config struct {
 	Family           string   `yaml:"family"`
 	TrustAnchors     []string `yaml:"trust_anchors"`
@@ -59,6 +60,8 @@ type Config struct {
 	LoA              string   `yaml:"loa"`
 	AMR              []string `yaml:"amr"`
 	MaxChainLength   int      `yaml:"max_chain_length"`
+
+	Revocation RevocationConfig `yaml:"revocation"`
 }
 
 // Settings is Config validated and defaulted; tests and the demo build
@@ -80,6 +83,9 @@ type Settings struct {
 	LoA              loa.Level
 	AMR              []string
 	MaxChainLength   int
+	// Revocation is how revocation is checked; nil (settings built
+	// directly, as in tests) checks nothing and the evidence says so.
+	Revocation *RevocationSettings
 }
 
 var ekuNames = map[string]asn1.ObjectIdentifier{
@@ -218,6 +224,7 @@ func (c Config) Settings(path string) (*Settings, error) {
 	if s.MaxChainLength == 0 {
 		s.MaxChainLength = 5
 	}
+	s.Revocation = c.Revocation.settings(bad)
 	if s.MaxChainLength < 2 || s.MaxChainLength > 10 {
 		bad("max_chain_length", "must be between 2 and 10")
 	}

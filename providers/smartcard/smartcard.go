@@ -10,9 +10,9 @@
 // whole path validation itself, with crypto/x509 for RSA and NIST curves
 // and package brainpool for brainpoolP256r1, which crypto/x509 cannot parse.
 //
-// Not yet done: revocation checking (OCSP/CRL). Until it lands, a revoked
-// card whose certificate is otherwise valid is accepted; Evidence says
-// revocation was not checked.
+// After path validation the leaf's revocation status is established (see
+// revocation.go): OCSP first, CRLs as the fallback, answers shared between
+// replicas through the store until their nextUpdate; hard-fail by default.
 package smartcard
 
 import (
@@ -43,6 +43,7 @@ type Provider struct {
 	id  string
 	s   *Settings
 	now func() time.Time
+	rev *revocationChecker // nil: revocation is not checked
 }
 
 var _ providers.CertificateProvider = (*Provider)(nil)
@@ -57,15 +58,26 @@ func Factory(id string, node *yaml.Node, path string, deps providers.Deps) (prov
 	if err != nil {
 		return nil, err
 	}
-	return New(id, s, deps.Now), nil
+	return NewWithDeps(id, s, deps), nil
 }
 
 // New builds a provider from validated settings.
 func New(id string, s *Settings, now func() time.Time) *Provider {
+	return NewWithDeps(id, s, providers.Deps{Now: now})
+}
+
+// NewWithDeps builds a provider that caches revocation answers in
+// deps.Store (when set) and logs soft-fail logins to deps.Logger.
+func NewWithDeps(id string, s *Settings, deps providers.Deps) *Provider {
+	now := deps.Now
 	if now == nil {
 		now = time.Now
 	}
-	return &Provider{id: id, s: s, now: now}
+	p := &Provider{id: id, s: s, now: now}
+	if s.Revocation != nil {
+		p.rev = newRevocationChecker(s.Revocation, deps.Store, deps.Logger)
+	}
+	return p
 }
 
 // ID implements providers.Provider.
@@ -79,7 +91,7 @@ func (p *Provider) MaxLoA() loa.Level { return p.s.LoA }
 
 // Authenticate implements providers.CertificateProvider: peer holds the
 // DER certificates the client presented, leaf first, not yet verified.
-func (p *Provider) Authenticate(_ context.Context, req providers.Request, peer [][]byte) (*providers.Identity, error) {
+func (p *Provider) Authenticate(ctx context.Context, req providers.Request, peer [][]byte) (*providers.Identity, error) {
 	if len(peer) == 0 {
 		return nil, refuse(CodeNoCertificate, "no client certificate")
 	}
@@ -103,10 +115,18 @@ func (p *Provider) Authenticate(_ context.Context, req providers.Request, peer [
 	if err != nil {
 		return nil, err
 	}
+	rs := &RevocationStatus{Status: "not_checked", Source: "none"}
+	if p.rev != nil {
+		// Only now, with the path validated, may URLs the certificate
+		// names be fetched.
+		if rs, err = p.rev.Check(ctx, path, now); err != nil {
+			return nil, err
+		}
+	}
 	return &providers.Identity{
 		Subject: card.Subject, Attributes: card.Attributes, LoA: p.s.LoA,
 		AMR: append([]string(nil), p.s.AMR...), AuthTime: now,
-		Evidence: p.s.evidence(path[0], now),
+		Evidence: p.s.evidence(path[0], now, rs),
 	}, nil
 }
 
@@ -295,18 +315,27 @@ func (s *Settings) trustFramework() string {
 
 // evidence is the OIDC4IDA verification block (§5.1): one
 // electronic_signature item naming the certificate, when it was checked
-// and how revocation was established.
-func (s *Settings) evidence(c *Cert, now time.Time) *providers.Evidence {
-	item, err := json.Marshal(map[string]any{
-		"type":           "electronic_signature",
-		"signature_type": "x509_client_authentication",
-		"issuer":         c.Issuer.String(),
-		"serial_number":  c.SerialNumber.Text(16),
-		"created_at":     c.NotBefore.UTC().Format(time.RFC3339),
-		"valid_until":    c.NotAfter.UTC().Format(time.RFC3339),
-		"checked_at":     now.UTC().Format(time.RFC3339),
-		"revocation":     "not_checked",
-	})
+// and how revocation was established: revocation is good, unavailable
+// (soft-fail) or not_checked; revocation_source is ocsp, crl or none.
+func (s *Settings) evidence(c *Cert, now time.Time, rs *RevocationStatus) *providers.Evidence {
+	m := map[string]any{
+		"type":              "electronic_signature",
+		"signature_type":    "x509_client_authentication",
+		"issuer":            c.Issuer.String(),
+		"serial_number":     c.SerialNumber.Text(16),
+		"created_at":        c.NotBefore.UTC().Format(time.RFC3339),
+		"valid_until":       c.NotAfter.UTC().Format(time.RFC3339),
+		"checked_at":        now.UTC().Format(time.RFC3339),
+		"revocation":        rs.Status,
+		"revocation_source": rs.Source,
+	}
+	if !rs.CheckedAt.IsZero() {
+		m["revocation_checked_at"] = rs.CheckedAt.UTC().Format(time.RFC3339)
+	}
+	if !rs.ThisUpdate.IsZero() {
+		m["revocation_this_update"] = rs.ThisUpdate.UTC().Format(time.RFC3339)
+	}
+	item, err := json.Marshal(m)
 	if err != nil {
 		panic(errors.New("smartcard: evidence does not marshal")) // strings only
 	}

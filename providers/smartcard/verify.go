@@ -41,6 +41,9 @@ var publicText = map[string]string{
 	CodeCA:                "The card's certificate chain is not valid.",
 	CodeAdmission:         "The card certificate carries no valid profession data.",
 	CodeAttributes:        "The card certificate lacks the data that identifies its holder.",
+
+	CodeRevoked:               "The card has been revoked by its issuer and can no longer be used.",
+	CodeRevocationUnavailable: "Whether the card has been revoked could not be checked just now. Please try again later.",
 }
 
 // refuse builds the provider error for code with the private cause.

@@ -10,7 +10,7 @@ import (
 // gcTables are the tables whose rows expire. Signing keys are not among
 // them (broker/keys owns their lifecycle); consents and audit events are
 // records and stay.
-var gcTables = []string{"login_transactions", "sessions", "oauth_tokens", "replay_values"}
+var gcTables = []string{"login_transactions", "sessions", "oauth_tokens", "replay_values", "revocation_cache"}
 
 // gcBatch bounds the rows one DELETE removes, so that a large backlog
 // never holds the write lock for long.

@@ -1,0 +1,13 @@
+-- Trustbroker schema, version 6 (PostgreSQL): revocation answers.
+--
+-- Verified OCSP responses and CRLs of card certificates, kept until their
+-- nextUpdate so that replicas share them. Readers verify data again.
+-- Keep this file in step with migrations/sqlite/0006_revocation_cache.sql.
+
+CREATE TABLE revocation_cache (
+    cache_key  TEXT   NOT NULL PRIMARY KEY,
+    data       BYTEA  NOT NULL,
+    fetched_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX revocation_cache_expires ON revocation_cache (expires_at);
