@@ -63,9 +63,18 @@ relying_parties:
 func cardBroker(t *testing.T, dsn string) (*harness.Broker, *testpki.CA, *testpki.CA) {
 	t.Helper()
 	now := time.Now()
-	dir := t.TempDir()
 	root := testpki.NewRoot("Card Root", testpki.P256, now)
 	inter := root.NewIntermediate("Card Issuing CA", testpki.P256, now)
+	b := startCardBroker(t, cardYAML, dsn, t.TempDir(), root, inter, nil, harness.Options{})
+	return b, root, inter
+}
+
+// startCardBroker writes the PKI's certificates and a server certificate
+// into dir, starts a broker from yamlText ({{card_listen}} and {{dir}}
+// filled in, then the extra replacements) and serves its card-login
+// listener until the test ends.
+func startCardBroker(t *testing.T, yamlText, dsn, dir string, root, inter *testpki.CA, extra []string, o harness.Options) *harness.Broker {
+	t.Helper()
 	write := func(name string, data []byte) {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
@@ -80,8 +89,8 @@ func cardBroker(t *testing.T, dsn string) (*harness.Broker, *testpki.CA, *testpk
 	if err != nil {
 		t.Fatal(err)
 	}
-	y := strings.NewReplacer("{{card_listen}}", ln.Addr().String(), "{{dir}}", dir).Replace(cardYAML)
-	b := harness.Start(t, y, dsn, harness.Options{})
+	pairs := append([]string{"{{card_listen}}", ln.Addr().String(), "{{dir}}", dir}, extra...)
+	b := harness.Start(t, strings.NewReplacer(pairs...).Replace(yamlText), dsn, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Server.ServeCardLogin(ctx, ln) }()
@@ -91,7 +100,7 @@ func cardBroker(t *testing.T, dsn string) (*harness.Broker, *testpki.CA, *testpk
 			t.Errorf("card listener: %v", err)
 		}
 	})
-	return b, root, inter
+	return b
 }
 
 func TestCardLoginDirectTLS(t *testing.T) {

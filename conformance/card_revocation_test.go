@@ -2,7 +2,6 @@ package conformance_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -156,30 +155,8 @@ func TestCardRevocationOpenSSL(t *testing.T) {
 			testpki.IndexEntry{Cert: later})
 		stop := opensslOCSP(t, dir, inter, index, port)
 
-		write := func(name string, data []byte) {
-			if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		write("root.pem", testpki.PEM(root.DER))
-		write("inter.pem", testpki.PEM(inter.DER))
-		certPEM, keyPEM := selfSignedServer(t)
-		write("server.pem", certPEM)
-		write("server.key", keyPEM)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
 		var logs syncBuffer
-		y := strings.NewReplacer("{{card_listen}}", ln.Addr().String(), "{{dir}}", dir, "{{ocsp}}", url).Replace(revocationYAML)
-		b := harness.Start(t, y, dsn, harness.Options{Log: &logs})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.Server.ServeCardLogin(ctx, ln) }()
-		t.Cleanup(func() {
-			cancel()
-			<-done
-		})
+		b := startCardBroker(t, revocationYAML, dsn, dir, root, inter, []string{"{{ocsp}}", url}, harness.Options{Log: &logs})
 
 		login := func(provider string, key *testpki.Key, leaf []byte) *harness.Page {
 			br := harness.NewBrowser(t)
