@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -26,14 +25,8 @@ import (
 // with a new pairwise subject.
 func TestAccountDeletion(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, dsn string) {
-		logouts := make(chan string, 4)
-		bc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_ = r.ParseForm()
-			logouts <- r.PostForm.Get("logout_token")
-			w.WriteHeader(http.StatusOK)
-		}))
-		defer bc.Close()
-		b := startConsent(t, dsn, consentYAML, strings.Replace(bc.URL, "127.0.0.1", "localhost", 1)+"/bc")
+		bcURL, logouts := backchannelReceiver(t)
+		b := startConsent(t, dsn, consentYAML, bcURL)
 		amt := newRP(t, b, "amt", consentSecret, gooidc.ScopeOpenID, "profile", "email", "offline_access")
 		br := harness.NewBrowser(t).StopAt(rpRedirect)
 		ctx := context.Background()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -100,14 +99,8 @@ func exchange(t *testing.T, r *rp, loc *url.URL, verifier string) (*oauth2.Token
 
 func TestConsentEndToEnd(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, dsn string) {
-		logouts := make(chan string, 4)
-		bc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_ = r.ParseForm()
-			logouts <- r.PostForm.Get("logout_token")
-			w.WriteHeader(http.StatusOK)
-		}))
-		defer bc.Close()
-		b := startConsent(t, dsn, consentYAML, strings.Replace(bc.URL, "127.0.0.1", "localhost", 1)+"/bc")
+		bcURL, logouts := backchannelReceiver(t)
+		b := startConsent(t, dsn, consentYAML, bcURL)
 		amt := newRP(t, b, "amt", consentSecret, gooidc.ScopeOpenID, "profile", "email", "offline_access")
 		br := harness.NewBrowser(t).StopAt(rpRedirect)
 

@@ -661,14 +661,8 @@ func TestOIDCDiscovery(t *testing.T) {
 
 func TestOIDCLogout(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, dsn string) {
-		tokens := make(chan string, 4)
-		bc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_ = r.ParseForm()
-			tokens <- r.PostForm.Get("logout_token")
-			w.WriteHeader(http.StatusOK)
-		}))
-		defer bc.Close()
-		b, _ := startOIDCWith(t, dsn, strings.Replace(bc.URL, "127.0.0.1", "localhost", 1)+"/bc")
+		bcURL, tokens := backchannelReceiver(t)
+		b, _ := startOIDCWith(t, dsn, bcURL)
 		portal := newRP(t, b, "portal", portalSecret, gooidc.ScopeOpenID, "profile")
 		br := harness.NewBrowser(t).StopAt("http://localhost/rp/")
 		_, idt, raw := portal.login(br)
@@ -906,4 +900,19 @@ func TestOIDCCORS(t *testing.T) {
 			t.Errorf("DPoP header not allowed: %v", resp.Header)
 		}
 	}
+}
+
+// backchannelReceiver is a relying party's back-channel logout endpoint on
+// loopback: it returns the URL to register (named localhost, as redirect
+// URIs must be https or loopback http) and the logout tokens it receives.
+func backchannelReceiver(t *testing.T) (string, <-chan string) {
+	t.Helper()
+	tokens := make(chan string, 4)
+	bc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		tokens <- r.PostForm.Get("logout_token")
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(bc.Close)
+	return strings.Replace(bc.URL, "127.0.0.1", "localhost", 1) + "/bc", tokens
 }
