@@ -44,6 +44,12 @@ func newDPoPKey(t *testing.T) *dpopKey {
 // when an access token is given.
 func (k *dpopKey) proof(t *testing.T, method, u, accessToken string) string {
 	t.Helper()
+	return k.proofNonce(t, method, u, accessToken, "")
+}
+
+// proofNonce is proof with a server-provided nonce (RFC 9449 §8).
+func (k *dpopKey) proofNonce(t *testing.T, method, u, accessToken, nonce string) string {
+	t.Helper()
 	opts := (&jose.SignerOptions{}).WithType("dpop+jwt").WithHeader("jwk", jose.JSONWebKey{Key: &k.priv.PublicKey})
 	sg, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.priv}, opts)
 	if err != nil {
@@ -53,6 +59,9 @@ func (k *dpopKey) proof(t *testing.T, method, u, accessToken string) string {
 	if accessToken != "" {
 		sum := sha256.Sum256([]byte(accessToken))
 		claims["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	if nonce != "" {
+		claims["nonce"] = nonce
 	}
 	payload, _ := json.Marshal(claims)
 	jws, err := sg.Sign(payload)
@@ -179,5 +188,33 @@ func TestOIDCDPoP(t *testing.T) {
 				t.Errorf("refresh with the same key: %d %v", status, out)
 			}
 		})
+	})
+}
+
+// TestOIDCDPoPNonce: with dpop_require_nonce, a proof without a server
+// nonce is answered use_dpop_nonce with a fresh nonce, which the retry
+// carries (RFC 9449 §8); a forged nonce is refused the same way.
+func TestOIDCDPoPNonce(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dsn string) {
+		b, _, _ := startOIDCExtra(t, dsn, "https://portal.example/backchannel", "\noidc:\n  dpop_require_nonce: true\n")
+		mobile := newRP(t, b, "mobile", "", "openid", "profile")
+		key := newDPoPKey(t)
+		tokenURL := b.URL + "/oauth2/token"
+		v := oauth2.GenerateVerifier()
+		loc := mobile.authorize(harness.NewBrowser(t).StopAt(rpRedirect), oauth2.S256ChallengeOption(v))
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")}, "code_verifier": {v},
+			"client_id": {"mobile"}, "redirect_uri": {rpRedirect}}
+		status, out, hdr := tokenRequest(t, b, form, key.proof(t, "POST", tokenURL, ""))
+		nonce := hdr.Get("DPoP-Nonce")
+		if status != 400 || out["error"] != "use_dpop_nonce" || nonce == "" {
+			t.Fatalf("proof without nonce: %d %v nonce %q", status, out, nonce)
+		}
+		if status, out, _ := tokenRequest(t, b, form, key.proofNonce(t, "POST", tokenURL, "", "forged-nonce")); status != 400 || out["error"] != "use_dpop_nonce" {
+			t.Errorf("forged nonce: %d %v", status, out)
+		}
+		status, out, _ = tokenRequest(t, b, form, key.proofNonce(t, "POST", tokenURL, "", nonce))
+		if status != 200 || out["token_type"] != "DPoP" {
+			t.Errorf("retry with the server nonce: %d %v", status, out)
+		}
 	})
 }

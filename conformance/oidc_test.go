@@ -283,6 +283,11 @@ func startOIDCWith(t *testing.T, dsn, backchannel string) (*harness.Broker, *clo
 
 // startOIDCKeys also returns the private key of the private_key_jwt client.
 func startOIDCKeys(t *testing.T, dsn, backchannel string) (*harness.Broker, *clock, *ecdsa.PrivateKey) {
+	return startOIDCExtra(t, dsn, backchannel, "")
+}
+
+// startOIDCExtra appends extra top-level YAML to the configuration.
+func startOIDCExtra(t *testing.T, dsn, backchannel, extra string) (*harness.Broker, *clock, *ecdsa.PrivateKey) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +298,7 @@ func startOIDCKeys(t *testing.T, dsn, backchannel string) (*harness.Broker, *clo
 		t.Fatal(err)
 	}
 	c := &clock{t: time.Now()}
-	yaml := strings.NewReplacer("BACKCHANNEL_URI", backchannel, "JWKS_FILE", jwks).Replace(oidcYAML)
+	yaml := strings.NewReplacer("BACKCHANNEL_URI", backchannel, "JWKS_FILE", jwks).Replace(oidcYAML) + extra
 	return harness.Start(t, yaml, dsn, harness.Options{Now: c.now}), c, key
 }
 

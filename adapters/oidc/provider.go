@@ -76,8 +76,10 @@ type Options struct {
 	HMACKey []byte
 	// DPoPNonceKey signs DPoP nonces (32 bytes, shared by all replicas).
 	DPoPNonceKey []byte
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// DPoPRequireNonce: every DPoP proof must carry a server nonce.
+	DPoPRequireNonce bool
+	Now              func() time.Time
+	Logger           *slog.Logger
 }
 
 // Provider is the OpenID Provider.
@@ -127,7 +129,7 @@ func New(o Options) (*Provider, error) {
 	p.origins = corsOrigins(p.clients)
 	p.store = &storage{st: o.Store, clients: p.clients, now: o.Now, fallbackTTL: DefaultRefreshTokenLifetime}
 	p.signer = &keySigner{keys: o.Keys, defaultAlg: keys.RS256}
-	v, err := dpop.NewVerifier(dpop.Options{Now: o.Now, Replay: o.Store.Replay(), NonceKey: o.DPoPNonceKey})
+	v, err := dpop.NewVerifier(dpop.Options{Now: o.Now, Replay: o.Store.Replay(), NonceKey: o.DPoPNonceKey, RequireNonce: o.DPoPRequireNonce})
 	if err != nil {
 		return nil, fmt.Errorf("oidc: %w", err)
 	}

@@ -38,6 +38,16 @@ type Config struct {
 	Policy         Policy         `yaml:"policy"`
 	Consent        Consent        `yaml:"consent"`
 	Gate           Gate           `yaml:"gate"`
+	OIDC           OIDCProvider   `yaml:"oidc"`
+}
+
+// OIDCProvider holds settings of the OpenID Provider as a whole (the
+// clients' own settings are under relying_parties[].oidc).
+type OIDCProvider struct {
+	// DPoPRequireNonce makes every DPoP proof carry a server nonce
+	// (RFC 9449 §8): a proof without one is answered use_dpop_nonce with
+	// a fresh nonce in the DPoP-Nonce header.
+	DPoPRequireNonce bool `yaml:"dpop_require_nonce"`
 }
 
 // Server is the HTTP listener.

@@ -26,6 +26,6 @@ func newOpenIDProvider(cfg *config.Config, b *broker.Broker, st store.Store, km 
 	}
 	return oidc.New(oidc.Options{
 		Issuer: cfg.Server.Issuer, Broker: b, Store: st, Keys: km, UI: u, CSRF: csrf, Clients: clients,
-		HMACKey: hmacKey, DPoPNonceKey: nonceKey, Now: o.Now, Logger: o.Logger,
+		HMACKey: hmacKey, DPoPNonceKey: nonceKey, DPoPRequireNonce: cfg.OIDC.DPoPRequireNonce, Now: o.Now, Logger: o.Logger,
 	})
 }
