@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/trustbroker/trustbroker/broker/clientcert"
 	"github.com/trustbroker/trustbroker/broker/store"
 	"github.com/trustbroker/trustbroker/broker/ui"
 	"github.com/trustbroker/trustbroker/broker/web"
@@ -376,6 +377,11 @@ func (b *Broker) handleCertificate(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		b.providerFailed(w, r, fc, prov, err)
 		return
+	}
+	if id != nil {
+		// Over the broker's own TLS listener the card's key is proved on
+		// this connection: tokens may be bound to it (RFC 8705).
+		id.CertThumbprint = clientcert.TLSThumbprint(r)
 	}
 	b.identified(w, r, fc, prov, id)
 }

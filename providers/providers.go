@@ -68,6 +68,11 @@ type Identity struct {
 	// Evidence says what was verified and how, for OIDC4IDA
 	// verified_claims; nil for unverified identities.
 	Evidence *Evidence `json:"evidence,omitempty"`
+	// CertThumbprint is the base64url SHA-256 thumbprint of the client
+	// certificate a card login presented on the broker's own TLS
+	// listener (RFC 8705 x5t#S256), for certificate-bound access tokens;
+	// empty for every other login, the proxy header path included.
+	CertThumbprint string `json:"x5t_s256,omitempty"`
 }
 
 // Evidence is the verification block of OpenID Connect for Identity

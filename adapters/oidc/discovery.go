@@ -49,6 +49,7 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 		"introspection_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
 		"code_challenge_methods_supported":                 []string{"S256"},
 		"dpop_signing_alg_values_supported":                p.dpop.Algorithms(),
+		"tls_client_certificate_bound_access_tokens":       true,
 		"claims_supported":                                 claims,
 		"claims_parameter_supported":                       true,
 		"request_parameter_supported":                      false,

@@ -82,8 +82,8 @@ func (a *accessTokens) generateJWT(ctx context.Context, req fosite.Requester, c 
 			claims["amr"] = idc.AuthenticationMethodsReferences
 		}
 	}
-	if s.JKT != "" {
-		claims["cnf"] = map[string]string{"jkt": s.JKT}
+	if s.JKT != "" || s.X5T != "" {
+		claims["cnf"] = s.cnf()
 	}
 	sg, err := a.keys.Signer(keys.ES256)
 	if err != nil {

@@ -24,6 +24,9 @@ type Session struct {
 	ClientID string `json:"client_id,omitempty"`
 	// JKT is the DPoP key thumbprint the tokens are bound to (RFC 9449).
 	JKT string `json:"jkt,omitempty"`
+	// X5T is the SHA-256 thumbprint of the card certificate the tokens
+	// are bound to (RFC 8705 cnf.x5t#S256).
+	X5T string `json:"x5t_s256,omitempty"`
 	// CredentialKind is the kind of credential the user logged in with.
 	CredentialKind string `json:"credential_kind,omitempty"`
 }

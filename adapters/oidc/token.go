@@ -20,6 +20,9 @@ func (p *Provider) userSession(ar fosite.AuthorizeRequester, c *Client, res *bro
 	s.Subject = res.Subject
 	s.AccountID, s.SSOSession, s.ClientID = res.AccountID, res.SessionID, c.GetID()
 	s.CredentialKind = res.Identity.Kind
+	if c.RP.OIDC.TLSClientCertificateBoundAccessTokens {
+		s.X5T = res.Identity.CertThumbprint
+	}
 	s.Claims = res.Claims
 	cl := s.DefaultSession.Claims
 	cl.Subject, cl.Issuer = res.Subject, p.o.Issuer
@@ -189,6 +192,10 @@ func (p *Provider) protectedResource(w http.ResponseWriter, r *http.Request, pat
 		p.resourceError(w, r, err)
 		return nil, nil, false
 	}
+	if !certificateBound(r, sess) {
+		bearer(w, http.StatusUnauthorized, "invalid_token", "The access token is bound to a client certificate this connection did not present.")
+		return nil, nil, false
+	}
 	return sess, ar, true
 }
 
@@ -282,6 +289,9 @@ func introspection(issuer string, use fosite.TokenUse, ar fosite.AccessRequester
 			if use != fosite.RefreshToken {
 				out["token_type"] = "DPoP"
 			}
+		}
+		if s.X5T != "" && use != fosite.RefreshToken {
+			out["cnf"] = s.cnf()
 		}
 	}
 	return out

@@ -35,8 +35,9 @@ func (p *Provider) AccessTokenInfo(ctx context.Context, token string) (*TokenInf
 		}
 		return nil, ErrTokenNotUsable
 	}
-	if sess.JKT != "" || sess.AccountID == "" {
-		// DPoP-bound, or a client_credentials token that stands for no user.
+	if sess.JKT != "" || sess.X5T != "" || sess.AccountID == "" {
+		// DPoP- or certificate-bound, or a client_credentials token that
+		// stands for no user.
 		return nil, ErrTokenNotUsable
 	}
 	info := &TokenInfo{AccountID: sess.AccountID, ClientID: ar.GetClient().GetID(), CredentialKind: sess.CredentialKind, Claims: sess.Claims}

@@ -6,6 +6,8 @@
 package clientcert
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"net"
@@ -115,4 +117,22 @@ func DecodeHeader(v string) ([][]byte, error) {
 		return nil, errors.New("client certificate header is not PEM")
 	}
 	return out, nil
+}
+
+// TLSThumbprint is the x5t#S256 of the client certificate presented on the
+// request's own TLS connection (RFC 8705 §3.1: base64url of the SHA-256 of
+// the DER certificate), or "" without one. A certificate from a proxy's
+// header never counts: possession of its key was proved to the proxy, not
+// on a connection the broker can tie a token to.
+func TLSThumbprint(r *http.Request) string {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return ""
+	}
+	return Thumbprint(r.TLS.PeerCertificates[0].Raw)
+}
+
+// Thumbprint is the x5t#S256 of a DER certificate.
+func Thumbprint(der []byte) string {
+	h := sha256.Sum256(der)
+	return base64.RawURLEncoding.EncodeToString(h[:])
 }

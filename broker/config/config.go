@@ -222,6 +222,11 @@ type OIDC struct {
 	RequirePAR bool `yaml:"require_par"`
 	// RequireDPoP: tokens must be DPoP-bound (RFC 9449).
 	RequireDPoP bool `yaml:"require_dpop"`
+	// TLSClientCertificateBoundAccessTokens (RFC 8705 §3.4): the access
+	// tokens of a card login over the card-login TLS listener are bound to
+	// the card's certificate (cnf.x5t#S256), which userinfo then requires
+	// on its TLS connection.
+	TLSClientCertificateBoundAccessTokens bool `yaml:"tls_client_certificate_bound_access_tokens"`
 	// Introspection lets this client introspect tokens (a resource server).
 	Introspection bool `yaml:"introspection"`
 	// BackchannelLogoutURI receives logout tokens (OIDC Back-Channel Logout).
