@@ -78,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = e.policyCmd(ctx, rest)
 	case "config":
 		err = e.configCmd(rest)
+	case "webauthn":
+		err = e.webauthnCmd(rest)
 	case "testpki":
 		err = e.testpkiCmd(rest)
 	case "version":
@@ -118,6 +120,7 @@ Commands:
   keys rotate          rotate signing keys (the next key becomes active)
   config check FILE    validate a configuration file
   testpki              issue a TEST-ONLY card PKI and a PKCS#12 card for the demo
+  webauthn mds-check FILE  check a FIDO metadata (MDS3) BLOB before installing it
   version              print the version
 
 Run "trustbroker COMMAND --help" for the flags of a command.

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -345,7 +346,11 @@ func (a *accountPages) registerFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.handle, u.name = rs.Handle, rs.UserName
-	cred, err := a.p.wa.CreateCredential(u, rs.Session, parsed)
+	cred, attested, err := a.p.createCredential(u, rs.Session, parsed)
+	if errors.Is(err, errMDSRefused) {
+		deny(http.StatusBadRequest, "webauthn.account.authenticator_refused", err.Error())
+		return
+	}
 	if err != nil {
 		deny(http.StatusBadRequest, "webauthn.account.failed", protocolError(err).Error())
 		return
@@ -364,9 +369,7 @@ func (a *accountPages) registerFinish(w http.ResponseWriter, r *http.Request) {
 		PublicKey: cred.PublicKey, SignCount: cred.Authenticator.SignCount, AAGUID: cred.Authenticator.AAGUID,
 		BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState, UserVerified: cred.Flags.UserVerified,
 		Transports: transports, AttestationFormat: cred.AttestationFormat, AttestationType: cred.AttestationType,
-		// Attestation trust needs a metadata service (MDS3), which this
-		// provider does not consult yet: every credential is unattested.
-		Attested:     false,
+		Attested:     attested,
 		Discoverable: (cred.Extensions.RK != nil && *cred.Extensions.RK) || a.p.s.residentKey == protocol.ResidentKeyRequirementRequired,
 		Name:         name, CreatedAt: now,
 	}
@@ -392,7 +395,7 @@ func (a *accountPages) registerFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	a.host.Audit(ctx, s.AccountID, "webauthn.register", credentialRef(rec.ID), store.OutcomeSuccess, "",
 		map[string]any{"provider": a.p.id, "format": rec.AttestationFormat, "backup_eligible": rec.BackupEligible,
-			"user_verified": rec.UserVerified, "discoverable": rec.Discoverable})
+			"user_verified": rec.UserVerified, "discoverable": rec.Discoverable, "attested": rec.Attested})
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]string{"next": a.base + "?notice=webauthn.account.registered"})
 }
@@ -503,4 +506,24 @@ func (a *accountPages) remove(w http.ResponseWriter, r *http.Request) {
 	}
 	a.host.Audit(ctx, s.AccountID, "webauthn.remove", credentialRef(c.ID), store.OutcomeSuccess, "", nil)
 	a.back(w, r, "notice", "webauthn.account.removed")
+}
+
+// createCredential verifies a registration (go-webauthn checks the
+// attestation statement and, with an MDS, the chain to the roots of the
+// authenticator's entry and its status) and decides whether the
+// credential counts as attested hardware.
+func (p *Provider) createCredential(u *user, sd gowebauthn.SessionData, parsed *protocol.ParsedCredentialCreationData) (*gowebauthn.Credential, bool, error) {
+	cred, err := p.wa.CreateCredential(u, sd, parsed)
+	if err != nil {
+		var pe *protocol.Error
+		if p.s.mds != nil && errors.As(err, &pe) && strings.Contains(pe.Details+" "+pe.DevInfo, "undesired status") {
+			return nil, false, fmt.Errorf("%w: %s", errMDSRefused, pe.DevInfo)
+		}
+		return nil, false, err
+	}
+	now := p.now()
+	if err := p.s.mds.check(context.Background(), cred.Authenticator.AAGUID, now); err != nil {
+		return nil, false, err
+	}
+	return cred, p.s.mds.attested(cred.AttestationFormat, cred.AttestationType, cred.Authenticator.AAGUID, now), nil
 }

@@ -20,6 +20,8 @@ import (
 //	  user_verification: required       # required | preferred | discouraged
 //	  resident_key: preferred           # registration: required | preferred | discouraged
 //	  attestation: none                 # none | indirect | direct
+//	  mds_file: /etc/trustbroker/mds.jwt  # FIDO MDS3 BLOB, a local file (offline)
+//	  mds_root_file: mds-root.pem       # root of the BLOB's chain; default the FIDO root
 //	  challenge_ttl: 5m                 # at most 5m
 //	  registration_min_loa: substantial # the SSO session must reach it to register a key
 //	  loa: {unattested: low, backup_eligible: low, attested: low, attested_uv: substantial}
@@ -30,6 +32,8 @@ type Config struct {
 	UserVerification   string    `yaml:"user_verification"`
 	ResidentKey        string    `yaml:"resident_key"`
 	Attestation        string    `yaml:"attestation"`
+	MDSFile            string    `yaml:"mds_file"`
+	MDSRootFile        string    `yaml:"mds_root_file"`
 	ChallengeTTL       string    `yaml:"challenge_ttl"`
 	RegistrationMinLoA string    `yaml:"registration_min_loa"`
 	LoA                LoAConfig `yaml:"loa"`
@@ -57,6 +61,7 @@ type settings struct {
 	registrationMin  loa.Level
 	loaBE, loaUnatt  loa.Level
 	loaAttUV, loaAtt loa.Level
+	mds              *MDS // nil: no metadata, every credential is unattested
 }
 
 // maxChallengeTTL bounds the challenge lifetime (SECURITY.md §5).
@@ -115,6 +120,17 @@ func (c Config) settings(issuer, path string) (*settings, error) {
 		s.attestation = protocol.PreferDirectAttestation
 	default:
 		bad("attestation", "must be none, indirect or direct")
+	}
+	if c.MDSFile != "" {
+		if s.attestation == protocol.PreferNoAttestation {
+			bad("mds_file", "needs attestation: indirect or direct")
+		} else if m, err := LoadMDSFile(c.MDSFile, c.MDSRootFile); err != nil {
+			bad("mds_file", err.Error())
+		} else {
+			s.mds = m
+		}
+	} else if c.MDSRootFile != "" {
+		bad("mds_root_file", "only with mds_file")
 	}
 	s.ttl = maxChallengeTTL
 	if c.ChallengeTTL != "" {

@@ -76,10 +76,14 @@ func New(id string, s *settings, st store.Store, now func() time.Time) (*Provide
 	if now == nil {
 		now = time.Now
 	}
-	wa, err := gowebauthn.New(&gowebauthn.Config{
+	cfg := &gowebauthn.Config{
 		RPID: s.rpID, RPDisplayName: s.rpName, RPOrigins: s.origins,
 		AttestationPreference: s.attestation,
-	})
+	}
+	if s.mds != nil {
+		cfg.MDS = s.mds.Provider()
+	}
+	wa, err := gowebauthn.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("webauthn: %w", err)
 	}
@@ -240,6 +244,10 @@ func (p *Provider) Finish(ctx context.Context, req providers.Request, state []by
 	if cred.Cloned {
 		return nil, p.fail(req.Lang, "cloned", errors.New("credential marked as possibly cloned"))
 	}
+	if err := p.s.mds.check(ctx, cred.AAGUID, now); err != nil {
+		p.audit(ctx, cred.AccountID, "webauthn.login", credentialRef(cred.ID), store.OutcomeDenied, err.Error())
+		return nil, p.fail(req.Lang, "authenticator_refused", err)
+	}
 	all, err := p.st.WebAuthn().ListByAccount(ctx, cred.AccountID)
 	if err != nil {
 		return nil, err
@@ -285,8 +293,10 @@ func (p *Provider) Finish(ctx context.Context, req providers.Request, state []by
 	uv := flags.HasUserVerified()
 	return &providers.Identity{
 		ProviderID: p.id, Kind: providers.KindWebAuthn,
-		Subject:  subjectOf(cred.UserHandle),
-		LoA:      p.s.levelFor(cred.BackupEligible, cred.Attested, uv),
+		Subject: subjectOf(cred.UserHandle),
+		// Attestation trust is decided again with the BLOB loaded now: a
+		// newer BLOB that withdraws the certification lowers the level.
+		LoA:      p.s.levelFor(cred.BackupEligible, cred.Attested && p.s.mds.attested(cred.AttestationFormat, cred.AttestationType, cred.AAGUID, now), uv),
 		AMR:      amr(cred.BackupEligible, uv),
 		AuthTime: now,
 	}, nil
@@ -316,15 +326,16 @@ func (p *Provider) audit(ctx context.Context, actor, action, target, outcome, re
 
 // publicTexts are the messages the login page may show, per language.
 var publicTexts = map[string][2]string{
-	"bad_request":        {"Die Anfrage war ungültig.", "The request was invalid."},
-	"no_challenge":       {"Bitte starten Sie die Anmeldung mit dem Sicherheitsschlüssel neu.", "Please start the security key login again."},
-	"expired":            {"Die Anmeldung hat zu lange gedauert. Bitte versuchen Sie es erneut.", "The login took too long. Please try again."},
-	"replayed":           {"Diese Anmeldung wurde bereits verwendet. Bitte versuchen Sie es erneut.", "This login was used already. Please try again."},
-	"bad_response":       {"Die Antwort des Sicherheitsschlüssels war unlesbar.", "The security key's answer could not be read."},
-	"unknown_credential": {"Dieser Sicherheitsschlüssel ist nicht registriert.", "This security key is not registered."},
-	"cloned":             {"Dieser Sicherheitsschlüssel wurde gesperrt, weil er kopiert worden sein könnte.", "This security key has been blocked because it may have been copied."},
-	"assertion_invalid":  {"Der Sicherheitsschlüssel konnte nicht geprüft werden.", "The security key could not be verified."},
-	"concurrent_use":     {"Der Sicherheitsschlüssel wurde gleichzeitig anderweitig verwendet.", "The security key was used elsewhere at the same time."},
+	"bad_request":           {"Die Anfrage war ungültig.", "The request was invalid."},
+	"no_challenge":          {"Bitte starten Sie die Anmeldung mit dem Sicherheitsschlüssel neu.", "Please start the security key login again."},
+	"expired":               {"Die Anmeldung hat zu lange gedauert. Bitte versuchen Sie es erneut.", "The login took too long. Please try again."},
+	"replayed":              {"Diese Anmeldung wurde bereits verwendet. Bitte versuchen Sie es erneut.", "This login was used already. Please try again."},
+	"bad_response":          {"Die Antwort des Sicherheitsschlüssels war unlesbar.", "The security key's answer could not be read."},
+	"unknown_credential":    {"Dieser Sicherheitsschlüssel ist nicht registriert.", "This security key is not registered."},
+	"cloned":                {"Dieser Sicherheitsschlüssel wurde gesperrt, weil er kopiert worden sein könnte.", "This security key has been blocked because it may have been copied."},
+	"assertion_invalid":     {"Der Sicherheitsschlüssel konnte nicht geprüft werden.", "The security key could not be verified."},
+	"authenticator_refused": {"Dieser Sicherheitsschlüssel-Typ wird nicht mehr akzeptiert (gesperrt oder kompromittiert).", "This type of security key is no longer accepted (revoked or compromised)."},
+	"concurrent_use":        {"Der Sicherheitsschlüssel wurde gleichzeitig anderweitig verwendet.", "The security key was used elsewhere at the same time."},
 }
 
 // fail is a providers.Error with the public text in the user's language.
