@@ -215,6 +215,11 @@ func (e env) serve(ctx context.Context, args []string) error {
 		logger.Warn("DEMO MODE: demo configuration with test data; do not use in production",
 			"url", cfg.Server.Issuer, "database", cfg.Database.DSN)
 	}
+	if cfg.Demo && *f.config == "" && e.getenv("TRUSTBROKER_CONFIG") == "" {
+		if err := ensureDemoPKI(logger); err != nil {
+			return err
+		}
+	}
 	if _, err := server.BuildProviders(cfg, e.registry, providers.Deps{Now: time.Now, Logger: logger}); err != nil {
 		return errConfig{err}
 	}

@@ -11,10 +11,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	// PKCS#12 is an old, intricate format (BER, PBES2 with PBKDF2, MACs)
@@ -58,37 +60,9 @@ func (e env) testpkiCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	now := time.Now()
-	root := testpki.NewRoot("Trustbroker Demo Card Root TEST-ONLY", testpki.P256, now)
-	inter := root.NewIntermediate("Trustbroker Demo Card CA TEST-ONLY", testpki.P256, now)
-	key := testpki.NewKey(testpki.P256)
-	leafDER := inter.Issue(testpki.Employee(*given, *family, "Trustbroker Demo TEST-ONLY", "max@example.org", *number, now), key)
-	leaf, err := x509.ParseCertificate(leafDER)
+	password, err := writeTestPKI(dir, *given, *family, *number, *host)
 	if err != nil {
 		return err
-	}
-	password, err := randomPassword()
-	if err != nil {
-		return err
-	}
-	p12, err := pkcs12.Modern2023.Encode(key.Signer(), leaf, []*x509.Certificate{inter.Cert}, password)
-	if err != nil {
-		return fmt.Errorf("testpki: PKCS#12: %w", err)
-	}
-	serverCert, serverKey, err := serverCertificate(*host, now)
-	if err != nil {
-		return err
-	}
-	for name, data := range map[string][]byte{
-		"root.pem": testpki.PEM(root.DER), "inter.pem": testpki.PEM(inter.DER), "card.p12": p12,
-		"server.pem": serverCert, "server.key": serverKey,
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			return err
-		}
 	}
 	fmt.Fprintf(e.stdout, `Test card PKI written to %[1]s (TEST-ONLY).
 
@@ -120,6 +94,71 @@ providers:
       loa: high
       revocation: {mode: soft} # the test PKI runs no OCSP responder
 `, dir, *given, *family, *number, password, *listen)
+	return nil
+}
+
+// writeTestPKI issues a TEST-ONLY root and issuing CA, an employee card as
+// PKCS#12 and a card-login server certificate into dir, and returns the
+// card's password.
+func writeTestPKI(dir, given, family, number, host string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	now := time.Now()
+	root := testpki.NewRoot("Trustbroker Demo Card Root TEST-ONLY", testpki.P256, now)
+	inter := root.NewIntermediate("Trustbroker Demo Card CA TEST-ONLY", testpki.P256, now)
+	key := testpki.NewKey(testpki.P256)
+	leafDER := inter.Issue(testpki.Employee(given, family, "Trustbroker Demo TEST-ONLY", "max@example.org", number, now), key)
+	leaf, err := x509.ParseCertificate(leafDER)
+	if err != nil {
+		return "", err
+	}
+	password, err := randomPassword()
+	if err != nil {
+		return "", err
+	}
+	p12, err := pkcs12.Modern2023.Encode(key.Signer(), leaf, []*x509.Certificate{inter.Cert}, password)
+	if err != nil {
+		return "", fmt.Errorf("testpki: PKCS#12: %w", err)
+	}
+	serverCert, serverKey, err := serverCertificate(host, now)
+	if err != nil {
+		return "", err
+	}
+	for name, data := range map[string][]byte{
+		"root.pem": testpki.PEM(root.DER), "inter.pem": testpki.PEM(inter.DER), "card.p12": p12,
+		"server.pem": serverCert, "server.key": serverKey,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return password, nil
+}
+
+// demoPKIDir holds the demo's TEST-ONLY card PKI; broker/config/demo.yaml
+// names the files in it.
+const demoPKIDir = "./trustbroker-demo-pki"
+
+// ensureDemoPKI issues the demo's card PKI on first start and says where
+// the card is and its password: a newcomer imports card.p12 into the
+// browser and logs in with it (TEST-ONLY material, shown on purpose).
+func ensureDemoPKI(logger *slog.Logger) error {
+	pwFile := filepath.Join(demoPKIDir, "card-password.txt")
+	card := filepath.Join(demoPKIDir, "card.p12")
+	if pw, err := os.ReadFile(pwFile); err == nil {
+		logger.Info("demo card: import the PKCS#12 file into the browser to log in with it", "file", card, "password", strings.TrimSpace(string(pw)))
+		return nil
+	}
+	pw, err := writeTestPKI(demoPKIDir, "Max", "Mustermann", "E-0001", "localhost")
+	if err != nil {
+		return fmt.Errorf("demo card PKI: %w", err)
+	}
+	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
+		return err
+	}
+	logger.Warn("demo mode: issued a TEST-ONLY card PKI; import the card into the browser to log in with it (accept the card listener's self-signed certificate at https://localhost:8443 once)",
+		"file", card, "password", pw)
 	return nil
 }
 

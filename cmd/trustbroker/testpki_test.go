@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
+	"github.com/trustbroker/trustbroker/broker/config"
+	"github.com/trustbroker/trustbroker/broker/server"
 	"github.com/trustbroker/trustbroker/providers"
+	"github.com/trustbroker/trustbroker/providers/builtin"
 	"github.com/trustbroker/trustbroker/providers/smartcard"
 )
 
@@ -55,5 +60,38 @@ func TestTestPKI(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, nil, "testpki", "extra"); code != 2 {
 		t.Errorf("with an argument: exit %d", code)
+	}
+}
+
+// TestDemoPKI: demo mode issues its card PKI once, the demo
+// configuration's card provider builds against it, and a second start
+// keeps the same card and password.
+func TestDemoPKI(t *testing.T) {
+	t.Chdir(t.TempDir())
+	logger := slog.New(slog.DiscardHandler)
+	if err := ensureDemoPKI(logger); err != nil {
+		t.Fatal(err)
+	}
+	pw1, err := os.ReadFile(filepath.Join(demoPKIDir, "card-password.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Demo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	provs, err := server.BuildProviders(cfg, builtin.Registry(), providers.Deps{Now: time.Now, Logger: logger})
+	if err != nil || len(provs) != 1 || provs[0].Kind() != providers.KindSmartcard {
+		t.Fatalf("demo providers: %v %v", provs, err)
+	}
+	if err := ensureDemoPKI(logger); err != nil {
+		t.Fatal(err)
+	}
+	pw2, _ := os.ReadFile(filepath.Join(demoPKIDir, "card-password.txt"))
+	if string(pw1) != string(pw2) || len(pw1) < 16 {
+		t.Errorf("the demo card changed on the second start (%q, %q)", pw1, pw2)
+	}
+	if _, err := os.Stat(filepath.Join(demoPKIDir, "card.p12")); err != nil {
+		t.Error(err)
 	}
 }
