@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trustbroker/trustbroker/broker/clientcert"
+	"github.com/trustbroker/trustbroker/broker/loa"
 	"github.com/trustbroker/trustbroker/broker/store"
 	"github.com/trustbroker/trustbroker/broker/ui"
 	"github.com/trustbroker/trustbroker/broker/web"
@@ -207,6 +208,7 @@ func (b *Broker) handleChoose(w http.ResponseWriter, r *http.Request) {
 		b.o.UI.Render(w, r, http.StatusOK, "ceremony", fc.lang, ceremonyPage{
 			Kind: p.Kind(), Name: prov.Name.Get(fc.lang), CSRF: b.o.CSRF.Token(fc.csrfBinding()),
 			OptionsURL: loginPath(fc.tx.ID) + "/ceremony/options", FinishURL: loginPath(fc.tx.ID) + "/ceremony/finish",
+			SelfRegistration: b.selfRegistration(fc),
 		})
 	case providers.CertificateProvider:
 		if !b.setProvider(w, r, fc, prov.ID(), nil) {
@@ -222,6 +224,8 @@ func (b *Broker) handleChoose(w http.ResponseWriter, r *http.Request) {
 
 type ceremonyPage struct {
 	Kind, Name, CSRF, OptionsURL, FinishURL string
+	// SelfRegistration offers to create an account on the page.
+	SelfRegistration bool
 }
 
 // setProvider records the chosen provider and its state.
@@ -263,8 +267,16 @@ func (b *Broker) providerRequest(r *http.Request, fc *flowCtx) providers.Request
 	return providers.Request{
 		TransactionID: fc.tx.ID, RPID: fc.tx.RPID, Attributes: fc.params.Attributes,
 		MinLoA: fc.params.MinLoA, Lang: fc.lang, ClientIP: web.ClientIP(r.Context()),
-		CallbackURL: b.o.Issuer + loginPath(fc.tx.ID) + "/callback",
+		CallbackURL:      b.o.Issuer + loginPath(fc.tx.ID) + "/callback",
+		SelfRegistration: b.selfRegistration(fc),
 	}
+}
+
+// selfRegistration: the relying party allows new accounts from a
+// credential alone, and the login needs no more than low.
+func (b *Broker) selfRegistration(fc *flowCtx) bool {
+	rp := b.o.RelyingParties[fc.tx.RPID]
+	return rp != nil && rp.SelfRegistration && loa.Low.Satisfies(fc.params.MinLoA)
 }
 
 // loadChosen loads the transaction of the request and its chosen provider,

@@ -113,21 +113,36 @@ func TestBrowserWebAuthnPasskey(t *testing.T) {
 		t.Fatalf("virtual authenticator credentials: %+v, %v", creds, err)
 	}
 
-	// 3. A fresh browser session logs in with the passkey alone.
+	// 3. A fresh browser session logs in with the passkey alone, by the
+	// button. The page's background conditional request would answer at
+	// once while the authenticator simulates user presence, so presence
+	// is simulated only after the button aborted it.
 	if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
 		t.Fatal(err)
 	}
+	presence := func(on bool) {
+		t.Helper()
+		if _, err := chromedp.Call(ctx, cdpwebauthn.SetAutomaticPresenceSimulation,
+			cdpwebauthn.SetAutomaticPresenceSimulationParams{AuthenticatorID: auth.AuthenticatorID, Enabled: on}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	presence(false)
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(base+"/demo"),
 		chromedp.Click(`form[action="/demo/login"] button`),
 		chromedp.WaitVisible(`button.method[value="webauthn"]`),
 		chromedp.Click(`button.method[value="webauthn"]`),
 		chromedp.WaitVisible(`#webauthn-passkey`),
-		chromedp.Click(`#webauthn-passkey`),
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
+	conditionalState(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Click(`#webauthn-passkey`)); err != nil {
+		t.Fatal(err)
+	}
+	presence(true)
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := chromedp.Do(wctx, chromedp.WaitVisible(`table.claims`)); err != nil {

@@ -103,6 +103,10 @@ type Request struct {
 	// Input is the JSON the page's script sent with a ceremony's options
 	// request (for WebAuthn: a user name); nil when it sent none.
 	Input json.RawMessage
+	// SelfRegistration: the relying party allows a new account to be
+	// created from a credential alone (relying_parties[].self_registration),
+	// and the login needs no more than level low.
+	SelfRegistration bool
 }
 
 // Provider is the base interface every provider implements.

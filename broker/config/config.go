@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -162,8 +163,12 @@ type RelyingParty struct {
 	MinLoA              string   `yaml:"min_loa"`
 	Claims              []Claim  `yaml:"claims"`
 	SubjectType         string   `yaml:"subject_type"` // pairwise (default) or public
-	OIDC                *OIDC    `yaml:"oidc"`
-	SAML                *SAML    `yaml:"saml"`
+	// SelfRegistration lets a user without an account create one with a
+	// credential alone (a passkey on the WebAuthn ceremony page), at
+	// level low; needs min_loa: low.
+	SelfRegistration bool  `yaml:"self_registration"`
+	OIDC             *OIDC `yaml:"oidc"`
+	SAML             *SAML `yaml:"saml"`
 }
 
 // Claim is an attribute the relying party asks for, with its purpose.
@@ -536,8 +541,13 @@ func (c *Config) validateRelyingParties(es *Errors) {
 		if rp.MinLoA == "" {
 			rp.MinLoA = "substantial"
 		}
-		if _, err := loa.Parse(rp.MinLoA); err != nil {
+		if l, err := loa.Parse(rp.MinLoA); err != nil {
 			es.add(path+".min_loa", 0, "%v", err)
+		} else if rp.SelfRegistration && !loa.Low.Satisfies(l) {
+			es.add(path+".self_registration", 0, "gives level low: needs min_loa: low")
+		}
+		if rp.SelfRegistration && !slices.Contains(rp.AcceptedCredentials, providers.KindWebAuthn) {
+			es.add(path+".self_registration", 0, "needs %s in accepted_credentials", providers.KindWebAuthn)
 		}
 		if rp.SubjectType == "" {
 			rp.SubjectType = "pairwise"

@@ -259,24 +259,7 @@ func (a *accountPages) registerOptions(w http.ResponseWriter, r *http.Request) {
 		}
 		u.name = name
 	}
-	var exclude []protocol.CredentialDescriptor
-	for _, c := range u.WebAuthnCredentials() {
-		exclude = append(exclude, c.Descriptor())
-	}
-	creation, sd, err := a.p.wa.BeginRegistration(u,
-		gowebauthn.WithExclusions(exclude),
-		gowebauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
-			ResidentKey:      a.p.s.residentKey,
-			UserVerification: a.p.s.uv,
-		}),
-		gowebauthn.WithResidentKeyRequirement(a.p.s.residentKey),
-		gowebauthn.WithExtensions(gowebauthn.WithExtensionCredProps()),
-		gowebauthn.WithCredentialParameters([]protocol.CredentialParameter{
-			{Type: protocol.PublicKeyCredentialType, Algorithm: -7},   // ES256
-			{Type: protocol.PublicKeyCredentialType, Algorithm: -8},   // EdDSA
-			{Type: protocol.PublicKeyCredentialType, Algorithm: -257}, // RS256
-		}),
-	)
+	creation, sd, err := a.p.beginRegistration(u)
 	if err != nil {
 		a.jsonError(w, r, http.StatusInternalServerError, "webauthn.account.failed")
 		return

@@ -104,6 +104,9 @@ func (p *Provider) MaxLoA() loa.Level { return p.s.maxLoA() }
 type loginState struct {
 	Session  gowebauthn.SessionData `json:"session"`
 	IssuedAt time.Time              `json:"issued_at"`
+	// Register is set for a self-registration: Finish expects an
+	// attestation and creates the account.
+	Register *selfRegistration `json:"register,omitempty"`
 }
 
 // loginInput is what the page's script may send with the options request.
@@ -113,6 +116,9 @@ type loginInput struct {
 	UserName string `json:"username"`
 	// Mediation "conditional" asks for passkey autofill.
 	Mediation string `json:"mediation"`
+	// Register asks for a self-registration under UserName (only where
+	// the relying party allows it, see selfregister.go).
+	Register bool `json:"register"`
 }
 
 // user adapts an account's credentials to go-webauthn.
@@ -158,6 +164,9 @@ func (p *Provider) Options(ctx context.Context, req providers.Request) (json.Raw
 			return nil, nil, p.fail(req.Lang, "bad_request", err)
 		}
 	}
+	if in.Register {
+		return p.selfRegisterOptions(ctx, req, in.UserName)
+	}
 	opts := []gowebauthn.LoginOption{gowebauthn.WithUserVerification(p.s.uv)}
 	var (
 		assertion *protocol.CredentialAssertion
@@ -201,6 +210,22 @@ func (p *Provider) Options(ctx context.Context, req providers.Request) (json.Raw
 	return out, state, err
 }
 
+// useChallenge refuses an expired challenge and uses it once, whatever
+// the outcome.
+func (p *Provider) useChallenge(ctx context.Context, req providers.Request, ls loginState) error {
+	now := p.now()
+	if now.Sub(ls.IssuedAt) > p.s.ttl || now.Before(ls.IssuedAt.Add(-time.Minute)) {
+		return p.fail(req.Lang, "expired", errors.New("challenge expired"))
+	}
+	if err := p.st.Replay().Use(ctx, replayNamespace, ls.Session.Challenge, ls.IssuedAt.Add(p.s.ttl)); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return p.fail(req.Lang, "replayed", errors.New("challenge used before"))
+		}
+		return err
+	}
+	return nil
+}
+
 // usable drops credentials marked cloned.
 func usable(cs []store.WebAuthnCredential) []store.WebAuthnCredential {
 	out := cs[:0:0]
@@ -219,17 +244,13 @@ func (p *Provider) Finish(ctx context.Context, req providers.Request, state []by
 	if err := json.Unmarshal(state, &ls); err != nil || ls.Session.Challenge == "" {
 		return nil, p.fail(req.Lang, "no_challenge", errors.New("no login challenge in the transaction"))
 	}
-	now := p.now()
-	if now.Sub(ls.IssuedAt) > p.s.ttl || now.Before(ls.IssuedAt.Add(-time.Minute)) {
-		return nil, p.fail(req.Lang, "expired", errors.New("challenge expired"))
-	}
-	// A challenge is used once, whatever the outcome.
-	if err := p.st.Replay().Use(ctx, replayNamespace, ls.Session.Challenge, ls.IssuedAt.Add(p.s.ttl)); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return nil, p.fail(req.Lang, "replayed", errors.New("challenge used before"))
-		}
+	if err := p.useChallenge(ctx, req, ls); err != nil {
 		return nil, err
 	}
+	if ls.Register != nil {
+		return p.selfRegisterFinish(ctx, req, ls, response)
+	}
+	now := p.now()
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
 	if err != nil {
 		return nil, p.fail(req.Lang, "bad_response", err)
@@ -291,12 +312,22 @@ func (p *Provider) Finish(ctx context.Context, req providers.Request, state []by
 		return nil, err
 	}
 	uv := flags.HasUserVerified()
+	// Attestation trust is decided again with the BLOB loaded now: a
+	// newer BLOB that withdraws the certification lowers the level.
+	level := p.s.levelFor(cred.BackupEligible, cred.Attested && p.s.mds.attested(cred.AttestationFormat, cred.AttestationType, cred.AAGUID, now), uv)
+	if level > loa.Low {
+		self, err := p.selfRegistered(ctx, cred.AccountID)
+		if err != nil {
+			return nil, err
+		}
+		if self {
+			level = loa.Low
+		}
+	}
 	return &providers.Identity{
 		ProviderID: p.id, Kind: providers.KindWebAuthn,
-		Subject: subjectOf(cred.UserHandle),
-		// Attestation trust is decided again with the BLOB loaded now: a
-		// newer BLOB that withdraws the certification lowers the level.
-		LoA:      p.s.levelFor(cred.BackupEligible, cred.Attested && p.s.mds.attested(cred.AttestationFormat, cred.AttestationType, cred.AAGUID, now), uv),
+		Subject:  subjectOf(cred.UserHandle),
+		LoA:      level,
 		AMR:      amr(cred.BackupEligible, uv),
 		AuthTime: now,
 	}, nil
@@ -326,16 +357,21 @@ func (p *Provider) audit(ctx context.Context, actor, action, target, outcome, re
 
 // publicTexts are the messages the login page may show, per language.
 var publicTexts = map[string][2]string{
-	"bad_request":           {"Die Anfrage war ungültig.", "The request was invalid."},
-	"no_challenge":          {"Bitte starten Sie die Anmeldung mit dem Sicherheitsschlüssel neu.", "Please start the security key login again."},
-	"expired":               {"Die Anmeldung hat zu lange gedauert. Bitte versuchen Sie es erneut.", "The login took too long. Please try again."},
-	"replayed":              {"Diese Anmeldung wurde bereits verwendet. Bitte versuchen Sie es erneut.", "This login was used already. Please try again."},
-	"bad_response":          {"Die Antwort des Sicherheitsschlüssels war unlesbar.", "The security key's answer could not be read."},
-	"unknown_credential":    {"Dieser Sicherheitsschlüssel ist nicht registriert.", "This security key is not registered."},
-	"cloned":                {"Dieser Sicherheitsschlüssel wurde gesperrt, weil er kopiert worden sein könnte.", "This security key has been blocked because it may have been copied."},
-	"assertion_invalid":     {"Der Sicherheitsschlüssel konnte nicht geprüft werden.", "The security key could not be verified."},
-	"authenticator_refused": {"Dieser Sicherheitsschlüssel-Typ wird nicht mehr akzeptiert (gesperrt oder kompromittiert).", "This type of security key is no longer accepted (revoked or compromised)."},
-	"concurrent_use":        {"Der Sicherheitsschlüssel wurde gleichzeitig anderweitig verwendet.", "The security key was used elsewhere at the same time."},
+	"bad_request":               {"Die Anfrage war ungültig.", "The request was invalid."},
+	"no_challenge":              {"Bitte starten Sie die Anmeldung mit dem Sicherheitsschlüssel neu.", "Please start the security key login again."},
+	"expired":                   {"Die Anmeldung hat zu lange gedauert. Bitte versuchen Sie es erneut.", "The login took too long. Please try again."},
+	"replayed":                  {"Diese Anmeldung wurde bereits verwendet. Bitte versuchen Sie es erneut.", "This login was used already. Please try again."},
+	"bad_response":              {"Die Antwort des Sicherheitsschlüssels war unlesbar.", "The security key's answer could not be read."},
+	"unknown_credential":        {"Dieser Sicherheitsschlüssel ist nicht registriert.", "This security key is not registered."},
+	"cloned":                    {"Dieser Sicherheitsschlüssel wurde gesperrt, weil er kopiert worden sein könnte.", "This security key has been blocked because it may have been copied."},
+	"assertion_invalid":         {"Der Sicherheitsschlüssel konnte nicht geprüft werden.", "The security key could not be verified."},
+	"authenticator_refused":     {"Dieser Sicherheitsschlüssel-Typ wird nicht mehr akzeptiert (gesperrt oder kompromittiert).", "This type of security key is no longer accepted (revoked or compromised)."},
+	"concurrent_use":            {"Der Sicherheitsschlüssel wurde gleichzeitig anderweitig verwendet.", "The security key was used elsewhere at the same time."},
+	"self_registration_refused": {"Für diesen Dienst können Sie kein neues Konto mit einem Passkey anlegen.", "You cannot create a new account with a passkey for this service."},
+	"username_required":         {"Bitte geben Sie einen Benutzernamen an.", "Please enter a user name."},
+	"username_taken":            {"Dieser Benutzername ist bereits vergeben.", "This user name is taken."},
+	"registration_invalid":      {"Der Passkey konnte nicht registriert werden.", "The passkey could not be registered."},
+	"already_registered":        {"Dieser Passkey ist bereits registriert.", "This passkey is registered already."},
 }
 
 // fail is a providers.Error with the public text in the user's language.

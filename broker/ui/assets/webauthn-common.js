@@ -59,13 +59,17 @@
       passkey: "Mit Passkey anmelden", username: "Benutzername (für Sicherheitsschlüssel ohne Passkey)",
       withName: "Mit Sicherheitsschlüssel anmelden", waiting: "Bitte bestätigen Sie am Sicherheitsschlüssel …",
       unsupported: "Ihr Browser unterstützt keine Sicherheitsschlüssel.", cancelled: "Der Vorgang wurde abgebrochen oder ist abgelaufen.",
-      failed: "Das hat nicht geklappt. Bitte versuchen Sie es erneut."
+      failed: "Das hat nicht geklappt. Bitte versuchen Sie es erneut.",
+      registerTitle: "Noch kein Konto?", registerName: "Benutzername für das neue Konto",
+      register: "Konto mit Passkey anlegen"
     },
     en: {
       passkey: "Log in with a passkey", username: "User name (for security keys without passkey)",
       withName: "Log in with a security key", waiting: "Please confirm on your security key …",
       unsupported: "Your browser does not support security keys.", cancelled: "The operation was cancelled or timed out.",
-      failed: "That did not work. Please try again."
+      failed: "That did not work. Please try again.",
+      registerTitle: "No account yet?", registerName: "User name for the new account",
+      register: "Create an account with a passkey"
     }
   };
   function text(key) {
