@@ -22,6 +22,7 @@ import (
 
 	"github.com/trustbroker/trustbroker/adapters/demo"
 	"github.com/trustbroker/trustbroker/adapters/oidc"
+	"github.com/trustbroker/trustbroker/adapters/saml"
 	"github.com/trustbroker/trustbroker/broker"
 	"github.com/trustbroker/trustbroker/broker/config"
 	"github.com/trustbroker/trustbroker/broker/keys"
@@ -208,6 +209,12 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	b.RegisterAdapter(op)
 	op.Routes(mux)
 	cm.Revokers = append(cm.Revokers, op)
+	idp, err := newSAMLIdP(cfg, b, st, km, u, o)
+	if err != nil {
+		return nil, err
+	}
+	b.RegisterAdapter(idp)
+	idp.Routes(mux)
 	gt, err := newGate(cfg, b, st, u, pp, step, opTokens{op}, o)
 	if err != nil {
 		return nil, err
@@ -238,6 +245,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	protect := http.NewCrossOriginProtection()
 	for _, pattern := range oidc.CrossOriginBypass() {
+		protect.AddInsecureBypassPattern(pattern)
+	}
+	for _, pattern := range saml.CrossOriginBypass() {
 		protect.AddInsecureBypassPattern(pattern)
 	}
 	s.Handler = web.Wrap(protect.Handler(mux), web.Options{
