@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -264,12 +265,37 @@ func decodeState(raw json.RawMessage) []byte {
 }
 
 func (b *Broker) providerRequest(r *http.Request, fc *flowCtx) providers.Request {
+	req := b.pendingRequest(fc)
+	req.ClientIP = web.ClientIP(r.Context())
+	return req
+}
+
+func (b *Broker) pendingRequest(fc *flowCtx) providers.Request {
 	return providers.Request{
 		TransactionID: fc.tx.ID, RPID: fc.tx.RPID, Attributes: fc.params.Attributes,
-		MinLoA: fc.params.MinLoA, Lang: fc.lang, ClientIP: web.ClientIP(r.Context()),
+		MinLoA: fc.params.MinLoA, Lang: fc.lang,
 		CallbackURL:      b.o.Issuer + loginPath(fc.tx.ID) + "/callback",
 		SelfRegistration: b.selfRegistration(fc),
 	}
+}
+
+// Pending serves providers.EndpointHost: the request and state of login
+// txID while it waits at provider providerID. It does not check the
+// browser (the caller is an outside party); ClientIP is empty.
+func (b *Broker) Pending(ctx context.Context, providerID, txID string) (providers.Request, []byte, error) {
+	tx, err := b.o.Store.Transactions().Get(ctx, txID)
+	if err != nil {
+		return providers.Request{}, nil, err
+	}
+	if tx.State != store.TxStateProvider || tx.ProviderID != providerID {
+		return providers.Request{}, nil, store.ErrNotFound
+	}
+	var p LoginParams
+	if err := json.Unmarshal(tx.Params, &p); err != nil {
+		return providers.Request{}, nil, fmt.Errorf("decode transaction: %w", err)
+	}
+	fc := &flowCtx{tx: tx, params: p, lang: p.Lang}
+	return b.pendingRequest(fc), decodeState(tx.ProviderState), nil
 }
 
 // selfRegistration: the relying party allows new accounts from a

@@ -171,6 +171,33 @@ type AccountHost interface {
 	Audit(ctx context.Context, actor, action, target, outcome, reason string, details any)
 }
 
+// EndpointProvider serves endpoints of its own under /providers/{id}/ for
+// the outside parties of a redirect-based login, which call without the
+// browser's login cookie: the eID client fetching its TC token, an eIDAS
+// node posting to the assertion consumer service at the fixed URL of the
+// SP metadata, the metadata itself. Such an endpoint finds the login it
+// belongs to with EndpointHost.Pending and hands the browser back to
+// Request.CallbackURL, where Complete runs bound to the browser.
+type EndpointProvider interface {
+	Provider
+	Endpoints(host EndpointHost) http.Handler
+}
+
+// EndpointHost is what the broker lends a provider's endpoints.
+type EndpointHost interface {
+	// Pending returns the request and the provider state of the login
+	// transaction txID while it waits at provider providerID, and
+	// store.ErrNotFound when there is no such login (unknown, expired,
+	// finished, or at another provider). It does not check the browser:
+	// an endpoint must bind itself to the login with a secret of its
+	// state (or leave the binding to Complete).
+	Pending(ctx context.Context, providerID, txID string) (Request, []byte, error)
+	Lang(r *http.Request) string
+	Text(lang, key string) string
+	Render(w http.ResponseWriter, r *http.Request, status int, page, lang string, data any)
+	Audit(ctx context.Context, actor, action, target, outcome, reason string, details any)
+}
+
 // Error is a provider failure with a part that is safe to show the user
 // (Public, in the user's language where the provider knows it) and a private
 // part for the log.
