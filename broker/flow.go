@@ -281,7 +281,8 @@ func (b *Broker) pendingRequest(fc *flowCtx) providers.Request {
 
 // Pending serves providers.EndpointHost: the request and state of login
 // txID while it waits at provider providerID. It does not check the
-// browser (the caller is an outside party); ClientIP is empty.
+// browser (the caller is an outside party); ClientIP is empty, and Lang
+// is empty unless the relying party asked for a language (ui_locales).
 func (b *Broker) Pending(ctx context.Context, providerID, txID string) (providers.Request, []byte, error) {
 	tx, err := b.o.Store.Transactions().Get(ctx, txID)
 	if err != nil {
@@ -294,7 +295,7 @@ func (b *Broker) Pending(ctx context.Context, providerID, txID string) (provider
 	if err := json.Unmarshal(tx.Params, &p); err != nil {
 		return providers.Request{}, nil, fmt.Errorf("decode transaction: %w", err)
 	}
-	fc := &flowCtx{tx: tx, params: p, lang: p.Lang}
+	fc := &flowCtx{tx: tx, params: p, lang: ui.FromLocales(p.Lang)}
 	return b.pendingRequest(fc), decodeState(tx.ProviderState), nil
 }
 

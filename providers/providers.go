@@ -190,7 +190,8 @@ type EndpointHost interface {
 	// store.ErrNotFound when there is no such login (unknown, expired,
 	// finished, or at another provider). It does not check the browser:
 	// an endpoint must bind itself to the login with a secret of its
-	// state (or leave the binding to Complete).
+	// state (or leave the binding to Complete). Request.ClientIP is
+	// empty, Request.Lang too unless the relying party named a language.
 	Pending(ctx context.Context, providerID, txID string) (Request, []byte, error)
 	Lang(r *http.Request) string
 	Text(lang, key string) string

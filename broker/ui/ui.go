@@ -106,11 +106,8 @@ func Lang(r *http.Request, explicit ...string) string {
 		return l
 	}
 	for _, e := range explicit {
-		for _, tag := range strings.Fields(e) {
-			base, _, _ := strings.Cut(strings.ToLower(tag), "-")
-			if base == "de" || base == "en" {
-				return base
-			}
+		if l := FromLocales(e); l != "" {
+			return l
 		}
 	}
 	tags, _, err := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
@@ -122,6 +119,18 @@ func Lang(r *http.Request, explicit ...string) string {
 		return Languages[0]
 	}
 	return Languages[idx]
+}
+
+// FromLocales picks the first supported language of a space-separated
+// list of language tags (OIDC ui_locales), or "" when none is supported.
+func FromLocales(locales string) string {
+	for _, tag := range strings.Fields(locales) {
+		base, _, _ := strings.Cut(strings.ToLower(tag), "-")
+		if base == "de" || base == "en" {
+			return base
+		}
+	}
+	return ""
 }
 
 // Page is what every template receives.
