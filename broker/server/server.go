@@ -59,6 +59,8 @@ type Server struct {
 	Handler http.Handler
 	logger  *slog.Logger
 	now     func() time.Time
+	// providers are closed with the server (io.Closer ones).
+	providers []broker.Provider
 }
 
 // MasterKey resolves the master key: TRUSTBROKER_MASTER_KEY, else
@@ -150,6 +152,11 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			CloseProviders(provs)
+		}
+	}()
 	if err := syncRelyingParties(ctx, st, cfg, o.Now()); err != nil {
 		return nil, err
 	}
@@ -234,7 +241,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 			UI: u, CSRF: csrf, Cookies: cookies, CookieKey: demoKey, Rand: o.Rand, Now: o.Now,
 		}).Routes(mux)
 	}
-	s = &Server{Config: cfg, Store: st, Keys: km, Broker: b, Policy: pp.engine, locator: pp.locator, oidc: op, logger: o.Logger, now: o.Now}
+	s = &Server{Config: cfg, Store: st, Keys: km, Broker: b, Policy: pp.engine, locator: pp.locator, oidc: op, logger: o.Logger, now: o.Now, providers: provs}
 	s.routes(mux, u)
 	var trusted []*net.IPNet
 	for _, p := range cfg.Server.TrustedProxies {
@@ -408,5 +415,27 @@ func (s *Server) gcLoop(ctx context.Context) {
 func (s *Server) Close() error {
 	s.oidc.Close()
 	s.locator.Close()
+	CloseProviders(s.providers)
 	return s.Store.Close()
+}
+
+// Provider returns the configured provider id, or nil (for tests that
+// reach a provider's simulator).
+func (s *Server) Provider(id string) providers.Provider {
+	for _, p := range s.providers {
+		if p.ID() == id {
+			return p.Provider
+		}
+	}
+	return nil
+}
+
+// CloseProviders stops what providers run themselves (the eID simulator's
+// listeners).
+func CloseProviders(provs []broker.Provider) {
+	for _, p := range provs {
+		if c, ok := p.Provider.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
 }

@@ -72,6 +72,13 @@ var sample = map[string]any{
 		"Identities":  []map[string]any{{"Kind": "eid", "Linked": "l", "LastUsed": "u"}}},
 	"account_delete":  map[string]any{"Name": "Erika <b>", "CSRF": "t", "Error": "e <b>", "Services": []string{"Shop <b>", "Amt"}},
 	"account_deleted": nil,
+	"eid_activate": map[string]any{"ClientLink": "http://127.0.0.1:24727/eID-Client?tcTokenURL=x", "MobileLink": "eid://x",
+		"StatusURL": "http://127.0.0.1:24727/eID-Client?Status=json", "OtherMethod": "/login/x", "Simulator": true,
+		"Requested": []string{"GivenNames", "AgeVerification"}},
+	"eid_account": map[string]any{"Base": "/account/eid/", "CSRF": "t", "Notice": "n <b>", "Error": "e <b>",
+		"Cards": []map[string]any{{"Ref": "abcdef012345…", "Linked": "2026-01-01", "LastUsed": "2026-02-01", "Current": true}}},
+	"eidas_post": map[string]any{"Action": "https://node.example/sso", "ToNode": true, "Simulator": true,
+		"Fields": []map[string]string{{"Name": "SAMLRequest", "Value": "PHg+<b>"}, {"Name": "RelayState", "Value": "tx"}}},
 }
 
 // TestEveryPageRenders renders each page in each language, demo or not.

@@ -220,9 +220,12 @@ func (e env) serve(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	if _, err := server.BuildProviders(cfg, e.registry, providers.Deps{Now: time.Now, Logger: logger}); err != nil {
+	provs, err := server.BuildProviders(cfg, e.registry, providers.Deps{Now: time.Now, Logger: logger, Issuer: cfg.Server.Issuer})
+	if err != nil {
 		return errConfig{err}
 	}
+	server.CloseProviders(provs) // built to check the configuration only
+
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	srv, err := server.New(ctx, cfg, server.Options{Registry: e.registry, Logger: logger})
@@ -360,9 +363,11 @@ func (e env) configCmd(args []string) error {
 	if err != nil {
 		return errConfig{err}
 	}
-	if _, err := server.BuildProviders(cfg, e.registry, providers.Deps{Now: time.Now, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	provs, err := server.BuildProviders(cfg, e.registry, providers.Deps{Now: time.Now, Logger: slog.New(slog.DiscardHandler), Issuer: cfg.Server.Issuer})
+	if err != nil {
 		return errConfig{err}
 	}
+	server.CloseProviders(provs)
 	fmt.Fprintf(e.stdout, "%s: configuration is valid (%d providers, %d relying parties)\n", fs.Arg(0), len(cfg.Providers), len(cfg.RelyingParties))
 	return nil
 }

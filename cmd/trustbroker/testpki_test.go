@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -80,9 +81,29 @@ func TestDemoPKI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	provs, err := server.BuildProviders(cfg, builtin.Registry(), providers.Deps{Now: time.Now, Logger: logger})
-	if err != nil || len(provs) != 1 || provs[0].Kind() != providers.KindSmartcard {
-		t.Fatalf("demo providers: %v %v", provs, err)
+	// The eID provider keeps one-time values in the store.
+	cfg.Database.DSN = "sqlite:" + filepath.Join(t.TempDir(), "demo.db")
+	st, err := server.OpenStore(context.Background(), cfg, logger, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	provs, err := server.BuildProviders(cfg, builtin.Registry(), providers.Deps{Now: time.Now, Logger: logger, Issuer: cfg.Server.Issuer, Store: st})
+	if err != nil {
+		t.Fatalf("demo providers: %v", err)
+	}
+	cards := 0
+	for _, p := range provs {
+		if p.Kind() == providers.KindSmartcard {
+			cards++
+		}
+		// The demo's simulators run listeners of their own.
+		if c, ok := p.Provider.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
+	if cards != 1 {
+		t.Fatalf("demo providers: %v, want one card provider", provs)
 	}
 	if err := ensureDemoPKI(logger); err != nil {
 		t.Fatal(err)

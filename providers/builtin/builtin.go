@@ -5,6 +5,10 @@ package builtin
 
 import (
 	"github.com/trustbroker/trustbroker/providers"
+	"github.com/trustbroker/trustbroker/providers/eid"
+	"github.com/trustbroker/trustbroker/providers/eid/eidsim"
+	"github.com/trustbroker/trustbroker/providers/eidas"
+	"github.com/trustbroker/trustbroker/providers/eidas/eidassim"
 	"github.com/trustbroker/trustbroker/providers/smartcard"
 	"github.com/trustbroker/trustbroker/providers/webauthn"
 )
@@ -14,5 +18,9 @@ func Registry() providers.Registry {
 	return providers.Registry{
 		webauthn.Type:  webauthn.Factory,
 		smartcard.Type: smartcard.Factory,
+		eid.Type:       eid.Factory,
+		eidsim.Type:    eidsim.Factory,
+		eidas.Type:     eidas.Factory,
+		eidassim.Type:  eidassim.Factory,
 	}
 }
