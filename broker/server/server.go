@@ -138,13 +138,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 			st.Close()
 		}
 	}()
-	km := NewKeys(st, cfg, mk, o.Now, o.Logger)
-	if err := km.Ensure(ctx, cfg.Keys.Algorithms...); err != nil {
-		return nil, err
-	}
-	if err := km.Reload(ctx); err != nil {
-		return nil, err
-	}
+	// Providers first: a bad provider block is a configuration error,
+	// reported before keys are generated.
 	provs, err := BuildProviders(cfg, o.Registry, providers.Deps{
 		Now: o.Now, Logger: o.Logger, Issuer: cfg.Server.Issuer, HTTPClient: &http.Client{Timeout: 15 * time.Second},
 		Store: st,
@@ -157,6 +152,13 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 			CloseProviders(provs)
 		}
 	}()
+	km := NewKeys(st, cfg, mk, o.Now, o.Logger)
+	if err := km.Ensure(ctx, cfg.Keys.Algorithms...); err != nil {
+		return nil, err
+	}
+	if err := km.Reload(ctx); err != nil {
+		return nil, err
+	}
 	if err := syncRelyingParties(ctx, st, cfg, o.Now()); err != nil {
 		return nil, err
 	}

@@ -220,12 +220,8 @@ func (e env) serve(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	provs, err := server.BuildProviders(cfg, e.registry, providers.Deps{Now: time.Now, Logger: logger, Issuer: cfg.Server.Issuer})
-	if err != nil {
-		return errConfig{err}
-	}
-	server.CloseProviders(provs) // built to check the configuration only
-
+	// server.New builds the providers before anything else it would
+	// write and reports their configuration errors as config.Errors.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	srv, err := server.New(ctx, cfg, server.Options{Registry: e.registry, Logger: logger})

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustbroker/trustbroker/broker/store/sqlstore"
 	"github.com/trustbroker/trustbroker/conformance/dbtest"
 )
 
@@ -92,6 +93,27 @@ func TestServeRefusesBadEnvironment(t *testing.T) {
 	code, _, errOut := runCmd(t, map[string]string{"TRUSTBROKER_DATABASE_DSN": "oracle:x"}, "serve")
 	if code != 2 || !strings.Contains(errOut, "database.dsn") {
 		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+// TestServeRefusesBadProvider: a bad provider block stops serve with exit
+// code 2 and its key path, before any key is generated.
+func TestServeRefusesBadProvider(t *testing.T) {
+	dir := t.TempDir()
+	cfg := strings.NewReplacer("sqlite:./x.db", "sqlite:"+filepath.Join(dir, "x.db"), "./mk", filepath.Join(dir, "mk")).
+		Replace(validConfig) + "server:\n  listen: 127.0.0.1:0\nproviders:\n  - {id: x, type: carrier-pigeon, name: {en: X}}\n"
+	env := map[string]string{"TRUSTBROKER_MASTER_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+	code, _, errOut := runCmd(t, env, "serve", "--config", writeFile(t, "c.yaml", cfg))
+	if code != 2 || !strings.Contains(errOut, `providers[0].type: unknown provider type "carrier-pigeon"`) {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	st, err := sqlstore.Open(t.Context(), "sqlite:"+filepath.Join(dir, "x.db"), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if keys, err := st.Keys().List(t.Context()); err != nil || len(keys) != 0 {
+		t.Fatalf("keys were generated for a configuration that was refused: %d, %v", len(keys), err)
 	}
 }
 
