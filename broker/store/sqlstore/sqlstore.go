@@ -25,6 +25,14 @@
 // to its end, so InTx callbacks should be short and must not call the
 // outer (non-transaction) Store, which would wait for that very lock.
 //
+// On SQLite the writes of this process (Exec outside a transaction, InTx,
+// Begin) queue in Go for their turn instead of sleeping in SQLite's busy
+// handler, and writers that queued up behind each other share one commit,
+// each in a SAVEPOINT of its own (groupCommit): a writer's rollback undoes
+// only its work, and no writer returns before the commit that holds its
+// work, so durability is unchanged. Reads do not queue. Prepared
+// statements are cached per query text (SQLite only; pgx caches its own).
+//
 // # Conventions beyond store's
 //
 //   - Create methods fill defaults into the value passed: CreatedAt (or
@@ -77,6 +85,14 @@ type Store struct {
 	d   *dialect
 	now func() time.Time
 	log *slog.Logger
+	// stmts caches prepared statements (SQLite only; see prepared).
+	stmts *stmtCache
+	// writers queues and groups this process's SQLite writes (see
+	// groupCommit); nil for PostgreSQL.
+	writers *groupCommit
+	// grouped: tx is a group's (statements run without cancellation,
+	// which would roll back the whole group).
+	grouped bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -122,6 +138,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	db.SetMaxIdleConns(n)
 
 	s := &Store{db: db, d: d, now: opts.Now, log: opts.Logger}
+	if !d.postgres() {
+		s.stmts = &stmtCache{}
+		s.writers = newGroupCommit(db)
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -191,6 +211,7 @@ func (s *Store) Close() error {
 	if s.tx != nil {
 		return errors.New("sqlstore: Close called inside a transaction")
 	}
+	s.stmts.close()
 	return s.db.Close()
 }
 
@@ -207,6 +228,25 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Store) error) error {
 func (s *Store) inTx(ctx context.Context, fn func(tx *Store) error) error {
 	if s.tx != nil {
 		return fn(s)
+	}
+	if s.writers != nil {
+		view, end, err := s.beginGrouped(ctx)
+		if err != nil {
+			return err
+		}
+		done := false
+		defer func() {
+			if !done {
+				_ = end(false) // fn panicked
+			}
+		}()
+		err = fn(view)
+		done = true
+		if err != nil {
+			_ = end(false)
+			return err
+		}
+		return end(true)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -232,6 +272,51 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *Store) error) error {
 	return nil
 }
 
+// beginGrouped joins the SQLite write group (see groupCommit).
+func (s *Store) beginGrouped(ctx context.Context) (*Store, func(commit bool) error, error) {
+	tx, end, err := s.writers.join(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	view := *s
+	view.tx, view.grouped = tx, true
+	return &view, end, nil
+}
+
+// Begin starts a transaction for callers whose transaction boundaries are
+// calls of their own rather than a callback (fosite's
+// storage.Transactional). It returns the Store bound to the transaction and
+// end, which commits (true) or rolls back (false); end must be called
+// exactly once. In between the rules of InTx apply: keep it short (no
+// signing), and on SQLite do not use the outer Store. Begin must not be
+// called on the Store of a transaction.
+func (s *Store) Begin(ctx context.Context) (tx store.Store, end func(commit bool) error, err error) {
+	if s.tx != nil {
+		return nil, nil, errors.New("sqlstore: Begin called inside a transaction")
+	}
+	if s.writers != nil {
+		return s.beginGrouped(ctx)
+	}
+	t, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlstore: begin transaction: %w", err)
+	}
+	view := *s
+	view.tx = t
+	return &view, func(commit bool) error {
+		if commit {
+			if err := t.Commit(); err != nil {
+				return fmt.Errorf("sqlstore: commit: %w", err)
+			}
+			return nil
+		}
+		if err := t.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+			return fmt.Errorf("sqlstore: rollback: %w", err)
+		}
+		return nil
+	}, nil
+}
+
 func (s *Store) conn() querier {
 	if s.tx != nil {
 		return s.tx
@@ -240,14 +325,43 @@ func (s *Store) conn() querier {
 }
 
 func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if s.tx == nil && s.writers != nil {
+		view, end, err := s.beginGrouped(ctx)
+		if err != nil {
+			return nil, err
+		}
+		res, err := view.exec(ctx, q, args...)
+		if eerr := end(err == nil); err == nil {
+			err = eerr
+		}
+		return res, err
+	}
+	if s.grouped {
+		ctx = context.WithoutCancel(ctx)
+	}
+	if st := s.prepared(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return s.conn().ExecContext(ctx, s.d.rebind(q), args...)
 }
 
 func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if s.grouped {
+		ctx = context.WithoutCancel(ctx)
+	}
+	if st := s.prepared(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return s.conn().QueryContext(ctx, s.d.rebind(q), args...)
 }
 
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if s.grouped {
+		ctx = context.WithoutCancel(ctx)
+	}
+	if st := s.prepared(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return s.conn().QueryRowContext(ctx, s.d.rebind(q), args...)
 }
 
