@@ -209,7 +209,7 @@ func (p *Provider) wire() {
 	parHandler := &par.PushedAuthorizeHandler{Storage: p.store, Config: cfg}
 
 	cfg.AuthorizeEndpointHandlers = fosite.AuthorizeEndpointHandlers{authCode, oidcExplicit, pkceHandler}
-	cfg.TokenEndpointHandlers = fosite.TokenEndpointHandlers{authCode, oidcExplicit, pkceHandler, refresh, oidcRefresh, clientCreds}
+	cfg.TokenEndpointHandlers = gate(authCode, oidcExplicit, pkceHandler, refresh, oidcRefresh, clientCreds)
 	cfg.TokenIntrospectionHandlers = fosite.TokenIntrospectionHandlers{introspector}
 	cfg.RevocationHandlers = fosite.RevocationHandlers{revocation}
 	cfg.PushedAuthorizeEndpointHandlers = fosite.PushedAuthorizeEndpointHandlers{parHandler}

@@ -2,6 +2,8 @@ package oidc
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -112,7 +114,7 @@ func (s *storage) create(ctx context.Context, kind, signature string, req fosite
 	if req.GetSession() != nil {
 		subject = req.GetSession().GetSubject()
 	}
-	return s.st.OAuth().CreateToken(ctx, &store.OAuthToken{
+	return s.oauth(ctx).CreateToken(ctx, &store.OAuthToken{
 		Kind: kind, Signature: signature, RequestID: req.GetID(), ClientID: sr.ClientID, Subject: subject,
 		Active: true, RequestedAt: req.GetRequestedAt(), ExpiresAt: exp, Data: data,
 	})
@@ -121,7 +123,7 @@ func (s *storage) create(ctx context.Context, kind, signature string, req fosite
 // get loads a row and rebuilds the request with session decoded into sess.
 // An inactive row comes back with its request and inactiveErr.
 func (s *storage) get(ctx context.Context, kind, signature string, sess fosite.Session, inactiveErr error) (*fosite.AuthorizeRequest, error) {
-	row, err := s.st.OAuth().GetToken(ctx, kind, signature)
+	row, err := s.getRow(ctx, kind, signature)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fosite.ErrNotFound
 	}
@@ -159,8 +161,35 @@ func (s *storage) get(ctx context.Context, kind, signature string, sess fosite.S
 	return ar, nil
 }
 
+// getRow loads a row. fosite reads an authorization code twice in one
+// exchange (checking, then issuing); the second read is served from the
+// request state, as is the OpenID Connect session the redemption read.
+// That is safe: redeeming is the compare-and-swap of
+// InvalidateAuthorizeCodeSession, not the read.
+func (s *storage) getRow(ctx context.Context, kind, signature string) (*store.OAuthToken, error) {
+	rs := stateOf(ctx)
+	if rs == nil || (kind != store.TokenAuthorizeCode && kind != store.TokenOIDC) {
+		return s.oauth(ctx).GetToken(ctx, kind, signature)
+	}
+	k := rowKey{kind, signature}
+	if row, ok := rs.rows[k]; ok {
+		return row, nil
+	}
+	row, err := s.oauth(ctx).GetToken(ctx, kind, signature)
+	if err == nil {
+		if rs.rows == nil {
+			rs.rows = map[rowKey]*store.OAuthToken{}
+		}
+		rs.rows[k] = row
+	}
+	return row, err
+}
+
 func (s *storage) deleteRow(ctx context.Context, kind, signature string) error {
-	err := s.st.OAuth().DeleteToken(ctx, kind, signature)
+	if rs := stateOf(ctx); rs != nil && rs.deleted[rowKey{kind, signature}] {
+		return nil // deleted with the code's redemption
+	}
+	err := s.oauth(ctx).DeleteToken(ctx, kind, signature)
 	if errors.Is(err, store.ErrNotFound) {
 		return fosite.ErrNotFound
 	}
@@ -184,12 +213,36 @@ func (s *storage) GetAuthorizeCodeSession(ctx context.Context, code string, sess
 
 // InvalidateAuthorizeCodeSession marks a code used; only one of two racing
 // redemptions gets past it.
+//
+// Inside the redemption's transaction it also reads and deletes the
+// code's OpenID Connect session (fosite would delete it in a commit of its
+// own after the transaction): the read is kept for the ID token.
 func (s *storage) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
-	err := s.st.OAuth().DeactivateToken(ctx, store.TokenAuthorizeCode, code)
+	err := s.oauth(ctx).DeactivateToken(ctx, store.TokenAuthorizeCode, code)
 	if errors.Is(err, store.ErrNotFound) {
 		return fosite.ErrInvalidatedAuthorizeCode
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	rs := stateOf(ctx)
+	if rs == nil || rs.tx == nil || rs.code == "" {
+		return nil
+	}
+	key := oidcKey(rs.code)
+	if _, err := s.getRow(ctx, store.TokenOIDC, key); errors.Is(err, store.ErrNotFound) {
+		return nil // not an OpenID Connect request (or an earlier version's row)
+	} else if err != nil {
+		return err
+	}
+	if err := s.oauth(ctx).DeleteToken(ctx, store.TokenOIDC, key); err != nil {
+		return err
+	}
+	if rs.deleted == nil {
+		rs.deleted = map[rowKey]bool{}
+	}
+	rs.deleted[rowKey{store.TokenOIDC, key}] = true
+	return nil
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
@@ -237,9 +290,19 @@ func (s *storage) DeleteRefreshTokenSession(ctx context.Context, signature strin
 // RotateRefreshToken retires the presented refresh token and the access
 // tokens issued before it. If a concurrent request rotated it first, this is
 // reuse: the family is revoked and the request fails.
+//
+// Inside a transaction (the rotation's writes are one), fosite rolls back
+// on the error, so the family revocation is queued to run after the
+// rollback, outside the transaction.
 func (s *storage) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	err := s.st.OAuth().DeactivateToken(ctx, store.TokenRefresh, signature)
+	err := s.oauth(ctx).DeactivateToken(ctx, store.TokenRefresh, signature)
 	if errors.Is(err, store.ErrNotFound) {
+		if rs := stateOf(ctx); rs != nil && rs.tx != nil {
+			rs.afterRollback = append(rs.afterRollback, func(ctx context.Context, st store.Store) error {
+				return revokeFamily(ctx, st, requestID)
+			})
+			return fosite.ErrInactiveToken
+		}
 		if rerr := s.RevokeRefreshToken(ctx, requestID); rerr != nil {
 			return rerr
 		}
@@ -254,26 +317,48 @@ func (s *storage) RotateRefreshToken(ctx context.Context, requestID, signature s
 	return s.RevokeAccessToken(ctx, requestID)
 }
 
+// revokeFamily deactivates every refresh and access token of the grant.
+func revokeFamily(ctx context.Context, st store.Store, requestID string) error {
+	if _, err := st.OAuth().RevokeByRequestID(ctx, store.TokenRefresh, requestID); err != nil {
+		return err
+	}
+	_, err := st.OAuth().RevokeByRequestID(ctx, store.TokenAccess, requestID)
+	return err
+}
+
 // RevokeRefreshToken deactivates every refresh token of the grant.
 func (s *storage) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	_, err := s.st.OAuth().RevokeByRequestID(ctx, store.TokenRefresh, requestID)
+	_, err := s.oauth(ctx).RevokeByRequestID(ctx, store.TokenRefresh, requestID)
 	return err
 }
 
 // RevokeAccessToken deactivates every access token of the grant.
 func (s *storage) RevokeAccessToken(ctx context.Context, requestID string) error {
-	_, err := s.st.OAuth().RevokeByRequestID(ctx, store.TokenAccess, requestID)
+	_, err := s.oauth(ctx).RevokeByRequestID(ctx, store.TokenAccess, requestID)
 	return err
+}
+
+// oidcKey is the key of a code's OpenID Connect session: fosite hands the
+// storage the authorization code itself, which is not to be kept readable
+// in the database, so the row is keyed by its SHA-256.
+func oidcKey(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
 func (s *storage) CreateOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) error {
-	return s.create(ctx, store.TokenOIDC, code, req, fosite.AuthorizeCode)
+	return s.create(ctx, store.TokenOIDC, oidcKey(code), req, fosite.AuthorizeCode)
 }
 
 // GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
+// Rows written by earlier versions are keyed by the code itself (codes
+// live a minute, so only across an upgrade).
 func (s *storage) GetOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) (fosite.Requester, error) {
-	ar, err := s.get(ctx, store.TokenOIDC, code, req.GetSession(), fosite.ErrNotFound)
+	ar, err := s.get(ctx, store.TokenOIDC, oidcKey(code), req.GetSession(), fosite.ErrNotFound)
+	if errors.Is(err, fosite.ErrNotFound) {
+		ar, err = s.get(ctx, store.TokenOIDC, code, req.GetSession(), fosite.ErrNotFound)
+	}
 	if errors.Is(err, fosite.ErrNotFound) {
 		return nil, openid.ErrNoSessionFound
 	}
@@ -285,7 +370,11 @@ func (s *storage) GetOpenIDConnectSession(ctx context.Context, code string, req 
 
 // DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
 func (s *storage) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
-	return s.deleteRow(ctx, store.TokenOIDC, code)
+	err := s.deleteRow(ctx, store.TokenOIDC, oidcKey(code))
+	if errors.Is(err, fosite.ErrNotFound) {
+		err = s.deleteRow(ctx, store.TokenOIDC, code) // an earlier version's row
+	}
+	return err
 }
 
 // CreatePKCERequestSession implements pkce.PKCERequestStorage.

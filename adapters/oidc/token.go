@@ -83,7 +83,12 @@ func verifiedClaims(res *broker.Result) map[string]any {
 
 // handleToken is the token endpoint (RFC 6749 §3.2).
 func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+	ctx, rs := withRequestState(r.Context())
+	defer func() {
+		if err := p.store.finish(ctx, rs); err != nil {
+			p.o.Logger.ErrorContext(ctx, "token endpoint: end of storage transaction", "err", err)
+		}
+	}()
 	proof, err := p.dpopProof(r, PathToken, "", "")
 	if err != nil {
 		p.dpopTokenError(w, r, err)
@@ -98,6 +103,9 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		p.tokenError(w, r, ar, err)
 		return
+	}
+	if ar.GetGrantTypes().ExactOne("authorization_code") {
+		rs.code = ar.GetRequestForm().Get("code")
 	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		c := p.client(ar)

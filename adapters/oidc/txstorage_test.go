@@ -1,0 +1,325 @@
+package oidc
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+
+	"github.com/trustbroker/trustbroker/broker/store"
+	"github.com/trustbroker/trustbroker/broker/store/sqlstore"
+	"github.com/trustbroker/trustbroker/conformance/dbtest"
+)
+
+func testStorage(t *testing.T, dsn string) (*storage, store.Store) {
+	t.Helper()
+	st, err := sqlstore.Open(t.Context(), dsn, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return &storage{st: st, clients: map[string]*Client{}, now: time.Now, fallbackTTL: time.Hour}, st
+}
+
+func putToken(t *testing.T, st store.Store, kind, sig, requestID string) {
+	t.Helper()
+	err := st.OAuth().CreateToken(t.Context(), &store.OAuthToken{Kind: kind, Signature: sig, RequestID: requestID,
+		ClientID: "c", Active: true, ExpiresAt: time.Now().Add(time.Hour), Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func active(t *testing.T, st store.Store, kind, sig string) bool {
+	t.Helper()
+	tok, err := st.OAuth().GetToken(context.Background(), kind, sig)
+	if errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Active
+}
+
+// TestRotationReuseInTransaction: a refresh token rotated by a concurrent
+// request is detected inside the rotation's transaction; fosite then rolls
+// back, and the family revocation must survive that rollback.
+func TestRotationReuseInTransaction(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dsn string) {
+		s, st := testStorage(t, dsn)
+		putToken(t, st, store.TokenRefresh, "rt1", "fam")
+		putToken(t, st, store.TokenAccess, "at1", "fam")
+		putToken(t, st, store.TokenAccess, "other", "another-grant")
+		// The concurrent winner rotated rt1 and issued rt2 and at2.
+		if err := st.OAuth().DeactivateToken(t.Context(), store.TokenRefresh, "rt1"); err != nil {
+			t.Fatal(err)
+		}
+		putToken(t, st, store.TokenRefresh, "rt2", "fam")
+		putToken(t, st, store.TokenAccess, "at2", "fam")
+
+		ctx, rs := withRequestState(t.Context())
+		ctx, err := s.BeginTX(ctx)
+		if err != nil || rs.tx == nil {
+			t.Fatalf("BeginTX: %v (transaction %v)", err, rs.tx)
+		}
+		if err := s.RotateRefreshToken(ctx, "fam", "rt1"); !errors.Is(err, fosite.ErrInactiveToken) {
+			t.Fatalf("RotateRefreshToken of a rotated token = %v, want ErrInactiveToken", err)
+		}
+		if err := s.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, sig := range []string{"rt2"} {
+			if active(t, st, store.TokenRefresh, sig) {
+				t.Errorf("refresh token %s of the family still active after reuse", sig)
+			}
+		}
+		for _, sig := range []string{"at1", "at2"} {
+			if active(t, st, store.TokenAccess, sig) {
+				t.Errorf("access token %s of the family still active after reuse", sig)
+			}
+		}
+		if !active(t, st, store.TokenAccess, "other") {
+			t.Error("a token of another grant was revoked")
+		}
+		if err := s.finish(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestRotationInTransaction: a rotation's writes commit together, and a
+// rolled-back rotation leaves the old refresh token usable.
+func TestRotationInTransaction(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dsn string) {
+		s, st := testStorage(t, dsn)
+		putToken(t, st, store.TokenRefresh, "rt1", "fam")
+		putToken(t, st, store.TokenAccess, "at1", "fam")
+
+		ctx, rs := withRequestState(t.Context())
+		ctx, err := s.BeginTX(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RotateRefreshToken(ctx, "fam", "rt1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !active(t, st, store.TokenRefresh, "rt1") || !active(t, st, store.TokenAccess, "at1") {
+			t.Fatal("a rolled-back rotation changed the tokens")
+		}
+
+		ctx, err = s.BeginTX(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RotateRefreshToken(ctx, "fam", "rt1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.oauth(ctx).CreateToken(ctx, &store.OAuthToken{Kind: store.TokenRefresh, Signature: "rt2",
+			RequestID: "fam", Active: true, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if active(t, st, store.TokenRefresh, "rt1") || active(t, st, store.TokenAccess, "at1") || !active(t, st, store.TokenRefresh, "rt2") {
+			t.Fatal("committed rotation: want rt1 and at1 inactive, rt2 active")
+		}
+		if rs.tx != nil {
+			t.Fatal("transaction still open after Commit")
+		}
+	})
+}
+
+// TestAbandonedTransaction: a transaction a handler left open is rolled
+// back when the request ends, and the database takes writes again.
+func TestAbandonedTransaction(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dsn string) {
+		s, st := testStorage(t, dsn)
+		ctx, rs := withRequestState(t.Context())
+		ctx, err := s.BeginTX(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.oauth(ctx).CreateToken(ctx, &store.OAuthToken{Kind: store.TokenAccess, Signature: "left",
+			Active: true, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.finish(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		if active(t, st, store.TokenAccess, "left") {
+			t.Fatal("the write of an abandoned transaction was committed")
+		}
+		wctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		if err := st.OAuth().CreateToken(wctx, &store.OAuthToken{Kind: store.TokenAccess, Signature: "next",
+			Active: true, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatalf("write after the abandoned transaction: %v", err)
+		}
+	})
+}
+
+// TestCodeReadOncePerRequest: the second read of an authorization code in
+// one request is served from the request state; other requests read the
+// store.
+func TestCodeReadOncePerRequest(t *testing.T) {
+	s, st := testStorage(t, dbtest.SQLite(t))
+	putToken(t, st, store.TokenAuthorizeCode, "code", "r")
+	ctx, _ := withRequestState(t.Context())
+	if _, err := s.getRow(ctx, store.TokenAuthorizeCode, "code"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.OAuth().DeleteToken(t.Context(), store.TokenAuthorizeCode, "code"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.getRow(ctx, store.TokenAuthorizeCode, "code"); err != nil {
+		t.Fatalf("second read in the request: %v", err)
+	}
+	other, _ := withRequestState(t.Context())
+	if _, err := s.getRow(other, store.TokenAuthorizeCode, "code"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("read in another request: %v, want ErrNotFound", err)
+	}
+	if _, err := s.getRow(ctx, store.TokenRefresh, "code"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another kind: %v, want ErrNotFound", err)
+	}
+}
+
+type recordingHandler struct {
+	fosite.TokenEndpointHandler
+	grant  string
+	called int
+}
+
+func (h *recordingHandler) CanHandleTokenEndpointRequest(_ context.Context, r fosite.AccessRequester) bool {
+	return r.GetGrantTypes().ExactOne(h.grant)
+}
+
+func (h *recordingHandler) HandleTokenEndpointRequest(context.Context, fosite.AccessRequester) error {
+	h.called++
+	return nil
+}
+
+func (h *recordingHandler) PopulateTokenEndpointResponse(context.Context, fosite.AccessRequester, fosite.AccessResponder) error {
+	h.called++
+	return nil
+}
+
+// TestGatedHandler: a handler is called only for its own grant; for others
+// the gate answers fosite's ErrUnknownRequest.
+func TestGatedHandler(t *testing.T) {
+	h := &recordingHandler{grant: "refresh_token"}
+	g := gate(h)[0]
+	ar := fosite.NewAccessRequest(newSession())
+	ar.GrantTypes = fosite.Arguments{"client_credentials"}
+	if err := g.PopulateTokenEndpointResponse(t.Context(), ar, fosite.NewAccessResponse()); !errors.Is(err, fosite.ErrUnknownRequest) {
+		t.Fatalf("other grant: %v, want ErrUnknownRequest", err)
+	}
+	if err := g.HandleTokenEndpointRequest(t.Context(), ar); !errors.Is(err, fosite.ErrUnknownRequest) {
+		t.Fatalf("other grant: %v, want ErrUnknownRequest", err)
+	}
+	if h.called != 0 {
+		t.Fatal("handler called for another grant")
+	}
+	ar.GrantTypes = fosite.Arguments{"refresh_token"}
+	if err := g.PopulateTokenEndpointResponse(t.Context(), ar, fosite.NewAccessResponse()); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.HandleTokenEndpointRequest(t.Context(), ar); err != nil {
+		t.Fatal(err)
+	}
+	if h.called != 2 {
+		t.Fatalf("handler called %d times for its grant, want 2", h.called)
+	}
+}
+
+// TestRedemptionDeletesOIDCSession: redeeming a code in its transaction
+// also removes the code's OpenID Connect session, whose row stays readable
+// for the ID token of this request; a second redemption fails.
+func TestRedemptionDeletesOIDCSession(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dsn string) {
+		s, st := testStorage(t, dsn)
+		putToken(t, st, store.TokenAuthorizeCode, "code-sig", "r")
+		putToken(t, st, store.TokenOIDC, oidcKey("full-code"), "r")
+		ctx, rs := withRequestState(t.Context())
+		rs.code = "full-code"
+		ctx, err := s.BeginTX(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.InvalidateAuthorizeCodeSession(ctx, "code-sig"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.OAuth().GetToken(t.Context(), store.TokenOIDC, oidcKey("full-code")); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("OpenID Connect session after redemption: %v, want ErrNotFound", err)
+		}
+		if _, err := s.getRow(ctx, store.TokenOIDC, oidcKey("full-code")); err != nil {
+			t.Fatalf("OpenID Connect session within the request: %v", err)
+		}
+		if err := s.DeleteOpenIDConnectSession(ctx, "full-code"); err != nil {
+			t.Fatalf("DeleteOpenIDConnectSession after redemption: %v", err)
+		}
+		if err := s.finish(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		other, _ := withRequestState(t.Context())
+		if err := s.InvalidateAuthorizeCodeSession(other, "code-sig"); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			t.Fatalf("second redemption: %v, want ErrInvalidatedAuthorizeCode", err)
+		}
+		if err := s.DeleteOpenIDConnectSession(other, "full-code"); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("delete in another request: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// TestOIDCSessionKey: the OpenID Connect session of a code is stored under
+// the code's hash, never the code; rows of earlier versions (keyed by the
+// code) are still read and deleted.
+func TestOIDCSessionKey(t *testing.T) {
+	s, st := testStorage(t, dbtest.SQLite(t))
+	s.clients["c"] = &Client{DefaultOpenIDConnectClient: fosite.DefaultOpenIDConnectClient{DefaultClient: &fosite.DefaultClient{ID: "c"}}}
+	ctx := t.Context()
+	req := fosite.NewAuthorizeRequest()
+	req.ID, req.Client, req.Session = "r", s.clients["c"], newSession()
+	req.GrantedScope = fosite.Arguments{"openid"}
+	if err := s.CreateOpenIDConnectSession(ctx, "the-code", req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.OAuth().GetToken(ctx, store.TokenOIDC, "the-code"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("row keyed by the code itself: %v", err)
+	}
+	if _, err := s.GetOpenIDConnectSession(ctx, "the-code", fosite.NewAccessRequest(newSession())); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteOpenIDConnectSession(ctx, "the-code"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetOpenIDConnectSession(ctx, "the-code", fosite.NewAccessRequest(newSession())); !errors.Is(err, openid.ErrNoSessionFound) {
+		t.Fatalf("after delete: %v, want ErrNoSessionFound", err)
+	}
+	// An earlier version's row.
+	if err := s.create(ctx, store.TokenOIDC, "legacy-code", req, fosite.AuthorizeCode); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetOpenIDConnectSession(ctx, "legacy-code", fosite.NewAccessRequest(newSession())); err != nil {
+		t.Fatalf("legacy row: %v", err)
+	}
+	if err := s.DeleteOpenIDConnectSession(ctx, "legacy-code"); err != nil {
+		t.Fatalf("legacy row delete: %v", err)
+	}
+	if err := s.DeleteOpenIDConnectSession(ctx, "legacy-code"); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("second delete: %v, want ErrNotFound", err)
+	}
+}
