@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -66,30 +67,47 @@ func (a *accessTokens) generateJWT(ctx context.Context, req fosite.Requester, c 
 	if len(aud) == 0 {
 		aud = []string{c.GetID()}
 	}
-	claims := jwt.MapClaims{
-		"iss": a.issuer, "sub": s.Subject, "aud": aud, "client_id": c.GetID(),
-		"iat": now.Unix(), "exp": exp.Unix(), "jti": base64.RawURLEncoding.EncodeToString(jti[:]),
-	}
-	if scopes := req.GetGrantedScopes(); len(scopes) > 0 {
-		claims["scope"] = strings.Join(scopes, " ")
+	claims := atClaims{
+		Issuer: a.issuer, Subject: s.Subject, Audience: aud, ClientID: c.GetID(),
+		IssuedAt: now.Unix(), Expiry: exp.Unix(), JTI: base64.RawURLEncoding.EncodeToString(jti[:]),
+		Scope: strings.Join(req.GetGrantedScopes(), " "),
 	}
 	if idc := s.DefaultSession.Claims; idc != nil && !idc.AuthTime.IsZero() {
-		claims["auth_time"] = idc.AuthTime.Unix()
-		if idc.AuthenticationContextClassReference != "" {
-			claims["acr"] = idc.AuthenticationContextClassReference
-		}
-		if len(idc.AuthenticationMethodsReferences) > 0 {
-			claims["amr"] = idc.AuthenticationMethodsReferences
-		}
+		at := idc.AuthTime.Unix()
+		claims.AuthTime = &at
+		claims.ACR = idc.AuthenticationContextClassReference
+		claims.AMR = idc.AuthenticationMethodsReferences
 	}
 	if s.JKT != "" || s.X5T != "" {
-		claims["cnf"] = s.cnf()
+		claims.Cnf = s.cnf()
 	}
 	sg, err := a.keys.Signer(keys.ES256)
 	if err != nil {
 		return "", "", err
 	}
-	return a.signer.Generate(ctx, claims, &jwt.Headers{Extra: map[string]any{"kid": sg.KID, "typ": "at+jwt"}})
+	raw, err := signCompact(sg, map[string]any{"alg": sg.Alg, "kid": sg.KID, "typ": "at+jwt"}, &claims)
+	if err != nil {
+		return "", "", fmt.Errorf("oidc: sign: %w", err)
+	}
+	return raw, signaturePart(raw), nil
+}
+
+// atClaims are the claims of a JWT access token (RFC 9068 §2.2), encoded
+// from a struct rather than a map (no reflection over map keys, no
+// sorting).
+type atClaims struct {
+	Issuer   string            `json:"iss"`
+	Subject  string            `json:"sub"`
+	Audience []string          `json:"aud"`
+	ClientID string            `json:"client_id"`
+	IssuedAt int64             `json:"iat"`
+	Expiry   int64             `json:"exp"`
+	JTI      string            `json:"jti"`
+	Scope    string            `json:"scope,omitempty"`
+	AuthTime *int64            `json:"auth_time,omitempty"`
+	ACR      string            `json:"acr,omitempty"`
+	AMR      []string          `json:"amr,omitempty"`
+	Cnf      map[string]string `json:"cnf,omitempty"`
 }
 
 func (a *accessTokens) ValidateAccessToken(ctx context.Context, req fosite.Requester, token string) error {

@@ -2,12 +2,18 @@ package oidc
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
-	josev3 "github.com/go-jose/go-jose/v3"
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/trustbroker/trustbroker/broker/keys"
@@ -36,6 +42,11 @@ func (s *keySigner) algFor(header map[string]any) string {
 }
 
 // Generate signs claims with the active key of the header's algorithm.
+// The compact JWS is built here (RFC 7515 §7.1) rather than by go-jose
+// through fosite's jwt.Token: the result is the same (header with alg,
+// kid and typ, "JWT" unless the caller set one; claims as JSON), without
+// the signer construction and reflection-heavy map encoding that cost
+// about a fifth of a client_credentials request.
 func (s *keySigner) Generate(_ context.Context, claims jwt.MapClaims, header jwt.Mapper) (string, string, error) {
 	if claims == nil || header == nil {
 		return "", "", errors.New("oidc: claims or header missing")
@@ -45,16 +56,76 @@ func (s *keySigner) Generate(_ context.Context, claims jwt.MapClaims, header jwt
 	if err != nil {
 		return "", "", err
 	}
-	tok := jwt.NewWithClaims(josev3.SignatureAlgorithm(sg.Alg), claims)
-	for k, v := range h {
-		tok.Header[k] = v
+	if _, ok := h["typ"]; !ok {
+		h["typ"] = "JWT"
 	}
-	tok.Header["kid"] = sg.KID
-	raw, err := tok.SignedString(sg.Key)
+	h["alg"], h["kid"] = sg.Alg, sg.KID
+	raw, err := signCompact(sg, h, map[string]any(claims))
 	if err != nil {
 		return "", "", fmt.Errorf("oidc: sign: %w", err)
 	}
 	return raw, signaturePart(raw), nil
+}
+
+// signCompact returns the compact serialisation of a JWS over the JSON of
+// claims with header (which names sg's alg and kid).
+func signCompact(sg *keys.Signer, header map[string]any, claims any) (string, error) {
+	hb, err := json.Marshal(header)
+	if err != nil {
+		return "", err
+	}
+	cb, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding
+	buf := make([]byte, 0, enc.EncodedLen(len(hb))+enc.EncodedLen(len(cb))+2+enc.EncodedLen(512))
+	buf = enc.AppendEncode(buf, hb)
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, cb)
+	digest := sha256.Sum256(buf)
+	sig, err := sg.Key.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		return "", err
+	}
+	switch sg.Alg {
+	case keys.ES256:
+		// crypto.Signer gives ASN.1 DER; JWS wants r || s, 32 bytes each
+		// (RFC 7518 §3.4).
+		if sig, err = ecdsaRaw(sig, 32); err != nil {
+			return "", err
+		}
+	case keys.RS256:
+		// PKCS #1 v1.5 with SHA-256 is what crypto.SHA256 asks of an RSA
+		// signer: the JWS signature as is (RFC 7518 §3.3).
+	default:
+		return "", fmt.Errorf("unsupported algorithm %q", sg.Alg)
+	}
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, sig)
+	return string(buf), nil
+}
+
+// ecdsaRaw converts an ASN.1 ECDSA signature to the fixed-size r || s.
+func ecdsaRaw(der []byte, size int) ([]byte, error) {
+	var r, s cryptobyte.String
+	in := cryptobyte.String(der)
+	var seq cryptobyte.String
+	if !in.ReadASN1(&seq, asn1.SEQUENCE) || !in.Empty() ||
+		!seq.ReadASN1(&r, asn1.INTEGER) || !seq.ReadASN1(&s, asn1.INTEGER) || !seq.Empty() {
+		return nil, errors.New("malformed ECDSA signature")
+	}
+	out := make([]byte, 2*size)
+	for i, part := range [][]byte{r, s} {
+		for len(part) > 0 && part[0] == 0 {
+			part = part[1:]
+		}
+		if len(part) > size {
+			return nil, errors.New("malformed ECDSA signature")
+		}
+		copy(out[(i+1)*size-len(part):(i+1)*size], part)
+	}
+	return out, nil
 }
 
 // Decode verifies the signature with the published key the token names
