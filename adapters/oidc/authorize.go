@@ -24,7 +24,14 @@ import (
 func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	web.NoStore(w)
+	refused := refuseRequestObject(r, false)
 	ar, err := p.f.NewAuthorizeRequest(ctx, r)
+	if refused != nil && ar != nil && ar.IsRedirectURIValid() {
+		// The client and its redirect URI are known: it learns that its
+		// request object is not supported (OIDC Core §6.3), rather than
+		// what is missing from the parameters outside it.
+		err = refused
+	}
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
@@ -104,6 +111,34 @@ func (p *Provider) checkAuthorize(r *http.Request, ar fosite.AuthorizeRequester,
 	return nil
 }
 
+// refuseRequestObject takes request objects (OIDC Core §6) out of the
+// request before fosite sees it and returns the error to answer with:
+// request_not_supported for `request`, request_uri_not_supported for a
+// `request_uri` that is not one of ours from PAR (discovery says
+// request_parameter_supported and request_uri_parameter_supported false).
+// Left in, fosite would verify the object for clients with a key set, or
+// fetch the URI. At the PAR endpoint a request_uri is fosite's to refuse
+// (RFC 9126 §2.1).
+func refuseRequestObject(r *http.Request, pushed bool) error {
+	if err := r.ParseForm(); err != nil {
+		return nil // fosite answers the malformed body
+	}
+	var refused error
+	if _, ok := r.Form["request"]; ok {
+		r.Form.Del("request")
+		r.PostForm.Del("request")
+		refused = fosite.ErrRequestNotSupported.WithHint("Request objects are not supported; send the parameters as such, or push them (PAR).")
+	}
+	if uri, ok := r.Form["request_uri"]; ok && !pushed && (len(uri) != 1 || !strings.HasPrefix(uri[0], parPrefix)) {
+		r.Form.Del("request_uri")
+		r.PostForm.Del("request_uri")
+		if refused == nil {
+			refused = fosite.ErrRequestURINotSupported.WithHint("Only request_uri values from this server's PAR endpoint are accepted.")
+		}
+	}
+	return refused
+}
+
 // storedForm is the request as it will be replayed when the flow resumes:
 // everything fosite validated, without a PAR request_uri (used once).
 func storedForm(ar fosite.AuthorizeRequester) json.RawMessage {
@@ -163,7 +198,11 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 		p.f.WritePushedAuthorizeError(ctx, w, fosite.NewAuthorizeRequest(), err)
 		return
 	}
+	refused := refuseRequestObject(r, true)
 	ar, err := p.f.NewPushedAuthorizeRequest(ctx, r)
+	if err == nil {
+		err = refused
+	}
 	if err != nil {
 		p.f.WritePushedAuthorizeError(ctx, w, ar, err)
 		return
