@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,7 +68,7 @@ func (c *chain) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(ctx)
 	sw := &statusWriter{ResponseWriter: w}
 	setSecurityHeaders(sw.Header(), c.o.TLS)
-	sw.Header().Set("X-Request-Id", id)
+	sw.Header()["X-Request-Id"] = []string{id}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -96,6 +97,9 @@ func (c *chain) finish(r *http.Request, sw *statusWriter, start time.Time) {
 	d := time.Since(start)
 	if c.o.Metrics != nil {
 		c.o.Metrics.observe(route, status, d)
+	}
+	if !c.o.Logger.Enabled(r.Context(), slog.LevelInfo) {
+		return
 	}
 	// The path only: query strings may carry codes and tokens.
 	c.o.Logger.LogAttrs(r.Context(), slog.LevelInfo, "http",
@@ -156,15 +160,30 @@ func inNets(host string, nets []*net.IPNet) bool {
 const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 
+// securityHeaders are the canonical names and values setSecurityHeaders
+// sends; HSTS is last (TLS only).
+var securityHeaders = [...][2]string{
+	{"Content-Security-Policy", ContentSecurityPolicy},
+	{"X-Frame-Options", "DENY"},
+	{"X-Content-Type-Options", "nosniff"},
+	{"Referrer-Policy", "no-referrer"},
+	{"Cross-Origin-Opener-Policy", "same-origin"},
+	{"Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"},
+	{"Strict-Transport-Security", "max-age=31536000; includeSubDomains"},
+}
+
+// setSecurityHeaders sets the security headers with one allocation for
+// all values (the names are canonical already; each value slice is capped
+// at its length, so a later Add never writes into its neighbour).
 func setSecurityHeaders(h http.Header, tls bool) {
-	h.Set("Content-Security-Policy", ContentSecurityPolicy)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-	if tls {
-		h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+	n := len(securityHeaders)
+	if !tls {
+		n--
+	}
+	vals := make([]string, n)
+	for i := range n {
+		vals[i] = securityHeaders[i][1]
+		h[securityHeaders[i][0]] = vals[i : i+1 : i+1]
 	}
 }
 
@@ -203,6 +222,19 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// series caches the children of the vectors per route and status:
+	// looking them up hashes the label values on every request.
+	series sync.Map // seriesKey -> *series
+}
+
+type seriesKey struct {
+	route  string
+	status int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewMetrics registers the HTTP metrics with reg.
@@ -221,6 +253,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 func (m *Metrics) observe(route string, status int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	k := seriesKey{route, status}
+	v, ok := m.series.Load(k)
+	if !ok {
+		// Routes are the mux's patterns (plus "unmatched") and statuses
+		// are few, so the cache stays small.
+		v, _ = m.series.LoadOrStore(k, &series{
+			requests: m.requests.WithLabelValues(route, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(route),
+		})
+	}
+	sr := v.(*series)
+	sr.requests.Inc()
+	sr.duration.Observe(d.Seconds())
 }
