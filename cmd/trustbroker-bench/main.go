@@ -7,6 +7,9 @@
 // server's CPU time per request (from /proc of the child) and its resident
 // memory.
 //
+// TRUSTBROKER_BENCH_CPUPROFILE and TRUSTBROKER_BENCH_MEMPROFILE name files
+// for the child's CPU profile and allocation profile.
+//
 //	go run ./cmd/trustbroker-bench -c 64 -d 10s
 //	go run ./cmd/trustbroker-bench -dsn 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
 package main
@@ -58,7 +61,7 @@ const (
 const benchYAML = `
 server: {listen: "LISTEN", issuer: "ISSUER"}
 log: {level: error}
-database: {dsn: "DSN"}
+database: {dsn: "DSN", max_open_conns: CONNS}
 keys: {rsa_bits: 2048}
 # The load is on the token endpoint; logins only prepare it.
 consent: {mode: passthrough}
@@ -136,6 +139,15 @@ func child(path string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if prof := os.Getenv("TRUSTBROKER_BENCH_MEMPROFILE"); prof != "" {
+		// Allocations over the whole run (go tool pprof -sample_index=alloc_space).
+		defer func() {
+			if f, err := os.Create(prof); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	srv, err := server.New(ctx, cfg, server.Options{Registry: reg, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
@@ -155,6 +167,8 @@ type options struct {
 	concurrency int
 	duration    time.Duration
 	scenarios   string
+	conns       int
+	serve       time.Duration
 }
 
 func run() error {
@@ -162,7 +176,9 @@ func run() error {
 	flag.StringVar(&o.dsn, "dsn", "", "database DSN (default: SQLite in a temporary directory)")
 	flag.IntVar(&o.concurrency, "c", 64, "concurrent clients")
 	flag.DurationVar(&o.duration, "d", 10*time.Second, "duration of each scenario")
-	flag.StringVar(&o.scenarios, "scenarios", "discovery,jwks,client_credentials,client_credentials_jwt,introspection,refresh,refresh_es256,code", "scenarios to run")
+	flag.StringVar(&o.scenarios, "scenarios", "discovery,jwks,client_credentials,client_credentials_jwt,introspection,refresh,refresh_es256,code,code_es256", "scenarios to run")
+	flag.DurationVar(&o.serve, "serve", 0, "only start the broker and keep it up this long (for wrk as a second opinion)")
+	flag.IntVar(&o.conns, "conns", 0, "database connections of the broker (database.max_open_conns; 0: its default)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "trustbroker-bench")
 	if err != nil {
@@ -180,11 +196,21 @@ func run() error {
 		defer drop()
 		o.dsn = dsn
 	}
-	b, err := startChild(dir, o.dsn)
+	b, err := startChild(dir, o.dsn, o.conns)
 	if err != nil {
 		return err
 	}
 	defer b.stop()
+	if o.serve > 0 {
+		fmt.Printf("broker pid %d at %s, database %s; client secret %s\n", b.cmd.Process.Pid, b.base, dialect(o.dsn), secret)
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		select {
+		case <-ctx.Done():
+		case <-time.After(o.serve):
+		}
+		return nil
+	}
 	fmt.Printf("broker pid %d at %s, database %s, %d clients, %s per scenario\n", b.cmd.Process.Pid, b.base, dialect(o.dsn), o.concurrency, o.duration)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: o.concurrency * 2, MaxIdleConnsPerHost: o.concurrency * 2}, Timeout: 30 * time.Second}
 	var results []result
@@ -196,10 +222,10 @@ func run() error {
 		results = append(results, measure(b, sc, o))
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trequests\terrors\treq/s\tp50\tp99\tserver CPU/req\tRSS\t")
+	fmt.Fprintln(tw, "scenario\trequests\terrors\treq/s\tp50\tp99\tserver CPU/req\tclient CPU/req\tRSS\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%d MB\t\n", r.name, r.n, r.errors, r.rate, r.p50.Round(time.Microsecond),
-			r.p99.Round(time.Microsecond), r.cpuPerReq.Round(time.Microsecond), r.rssMB)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%d MB\t\n", r.name, r.n, r.errors, r.rate, r.p50.Round(time.Microsecond),
+			r.p99.Round(time.Microsecond), r.cpuPerReq.Round(time.Microsecond), r.clientCPU.Round(time.Microsecond), r.rssMB)
 	}
 	return tw.Flush()
 }
@@ -216,7 +242,7 @@ type proc struct {
 	base string
 }
 
-func startChild(dir, dsn string) (*proc, error) {
+func startChild(dir, dsn string, conns int) (*proc, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -224,7 +250,7 @@ func startChild(dir, dsn string) (*proc, error) {
 	addr := ln.Addr().String()
 	ln.Close()
 	base := "http://" + addr
-	cfg := strings.NewReplacer("LISTEN", addr, "ISSUER", base, "DSN", dsn).Replace(benchYAML)
+	cfg := strings.NewReplacer("LISTEN", addr, "ISSUER", base, "DSN", dsn, "CONNS", strconv.Itoa(conns)).Replace(benchYAML)
 	path := filepath.Join(dir, "bench.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -275,6 +301,15 @@ func (c *proc) cpu() time.Duration {
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	const clk = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / clk
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rssMB returns the child's resident set size.
@@ -342,20 +377,25 @@ func (c *proc) scenario(client *http.Client, name string, o options) (*scenario,
 			}
 			return ok
 		}}, nil
-	case "code":
-		codes, err := c.prepareCodes(client, o)
+	case "code", "code_es256":
+		id := "web"
+		if name == "code_es256" {
+			id = "webes"
+		}
+		codes, err := c.prepareCodes(id, o)
 		if err != nil {
 			return nil, err
 		}
 		var next atomic.Int64
-		return &scenario{name: fmt.Sprintf("code exchange (%d codes)", len(codes)), limit: int64(len(codes)), do: func(int) bool {
-			i := next.Add(1) - 1
-			if i >= int64(len(codes)) {
-				return true
-			}
-			form := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]}, "code_verifier": {verifier}, "redirect_uri": {redirect}}.Encode()
-			return post(client, tokenURL, form, "web")
-		}}, nil
+		return &scenario{name: fmt.Sprintf("code exchange, ID token %s (%d codes)", map[string]string{"web": "RS256", "webes": "ES256"}[id], len(codes)),
+			limit: int64(len(codes)), do: func(int) bool {
+				i := next.Add(1) - 1
+				if i >= int64(len(codes)) {
+					return true
+				}
+				form := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]}, "code_verifier": {verifier}, "redirect_uri": {redirect}}.Encode()
+				return post(client, tokenURL, form, id)
+			}}, nil
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
 }
@@ -482,7 +522,7 @@ func (c *proc) refreshToken(client *http.Client, clientID string) (string, error
 
 // prepareCodes collects codes through SSO logins for at most 20 s (codes
 // live 60 s), with the scenario's concurrency.
-func (c *proc) prepareCodes(_ *http.Client, o options) ([]string, error) {
+func (c *proc) prepareCodes(clientID string, o options) ([]string, error) {
 	var (
 		mu    sync.Mutex
 		codes []string
@@ -496,7 +536,7 @@ func (c *proc) prepareCodes(_ *http.Client, o options) ([]string, error) {
 			defer wg.Done()
 			br := newBrowser(c.base)
 			for time.Now().Before(stop) {
-				code, err := br.code("web", "openid")
+				code, err := br.code(clientID, "openid")
 				if err != nil {
 					fail.Add(1)
 					continue
@@ -520,13 +560,16 @@ type result struct {
 	rate      float64
 	p50, p99  time.Duration
 	cpuPerReq time.Duration
+	// clientCPU is the load generator's own CPU per request (it shares
+	// the machine with the broker).
+	clientCPU time.Duration
 	rssMB     int
 }
 
 func measure(c *proc, sc *scenario, o options) result {
 	lat := make([][]time.Duration, o.concurrency)
 	var n, errs atomic.Int64
-	cpu0 := c.cpu()
+	cpu0, self0 := c.cpu(), selfCPU()
 	start := time.Now()
 	stop := start.Add(o.duration)
 	var wg sync.WaitGroup
@@ -550,7 +593,7 @@ func measure(c *proc, sc *scenario, o options) result {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := c.cpu() - cpu0
+	cpu, self := c.cpu()-cpu0, selfCPU()-self0
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
@@ -562,6 +605,7 @@ func measure(c *proc, sc *scenario, o options) result {
 		r.p50 = all[len(all)/2]
 		r.p99 = all[len(all)*99/100]
 		r.cpuPerReq = cpu / time.Duration(len(all))
+		r.clientCPU = self / time.Duration(len(all))
 	}
 	return r
 }
