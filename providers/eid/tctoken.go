@@ -5,8 +5,9 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
+
+	"github.com/trustbroker/trustbroker/broker/config"
 )
 
 // TC Token values (BSI TR-03124-1 §2.4; the test bed's bsi_TCToken.xsd).
@@ -109,7 +110,7 @@ func checkTokenURL(s string) error {
 	case "https":
 		return nil
 	case "http":
-		if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
+		if config.IsLoopbackHost(u.Hostname()) {
 			return nil
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -260,7 +259,7 @@ func checkURL(raw string) error {
 		return nil
 	}
 	if u.Scheme == "http" {
-		if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
+		if config.IsLoopbackHost(u.Hostname()) {
 			return nil
 		}
 	}

@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"html/template"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/trustbroker/trustbroker/broker/config"
 	"github.com/trustbroker/trustbroker/providers/eid"
 )
 
@@ -185,7 +185,7 @@ func (s *Simulator) startFlow(r *http.Request, tcURL, l string) (*flow, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, errBadToken
 	}
-	if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
+	if !config.IsLoopbackHost(u.Hostname()) {
 		// The simulator only ever talks to a broker on this machine.
 		return nil, errBadToken
 	}

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trustbroker/trustbroker/broker/config"
 	"github.com/trustbroker/trustbroker/providers/eid"
 	"github.com/trustbroker/trustbroker/providers/eid/wsse"
 )
@@ -191,7 +192,7 @@ func loopback(addr string) error {
 	if err != nil {
 		return err
 	}
-	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+	if !config.IsLoopbackHost(host) {
 		return errors.New("eidsim: the simulator listens on loopback addresses only, not " + addr)
 	}
 	return nil

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"net"
 	"net/url"
 
 	"go.yaml.in/yaml/v3"
@@ -61,7 +60,7 @@ func Factory(id string, node *yaml.Node, path string, deps providers.Deps) (prov
 	if err != nil {
 		return nil, err
 	}
-	if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
+	if !config.IsLoopbackHost(u.Hostname()) {
 		return nil, config.Errors{{Path: path, Msg: "the eID simulator proves specimen cards only: it runs for a broker on a loopback address (demo, tests), not for " + deps.Issuer}}
 	}
 	if c.RSABits != 0 && (c.RSABits < 2048 || c.RSABits > 4096) {

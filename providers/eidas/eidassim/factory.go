@@ -2,7 +2,6 @@ package eidassim
 
 import (
 	"crypto/x509"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -78,7 +77,7 @@ func Factory(id string, node *yaml.Node, path string, deps providers.Deps) (prov
 	if err != nil {
 		return nil, err
 	}
-	if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
+	if !config.IsLoopbackHost(u.Hostname()) {
 		return nil, config.Errors{{Path: path, Msg: "the eIDAS simulator proves specimen persons only: it runs for a broker on a loopback address (demo, tests), not for " + deps.Issuer}}
 	}
 	var es config.Errors
