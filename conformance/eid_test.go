@@ -400,6 +400,10 @@ func TestEIDAddRenewedCard(t *testing.T) {
 		_, link := eidActivation(t, b, br)
 		old := claims(t, eidCard(t, br, link, "erika", eidsim.PIN))
 
+		// The dashboard leads to the card page.
+		if dash := br.Get(b.URL + "/account"); !strings.Contains(dash.Body, `href="/account/eid-sim/"`) {
+			t.Errorf("the dashboard does not link the ID card page:\n%s", dash.Body)
+		}
 		acct := br.Get(b.URL + "/account/eid-sim/")
 		if acct.Status != http.StatusOK || strings.Count(acct.Body, "<code>") != 1 || !strings.Contains(acct.Body, "diese Anmeldung") {
 			t.Fatalf("account page %d:\n%s", acct.Status, acct.Body)

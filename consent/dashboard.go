@@ -32,12 +32,17 @@ type Host interface {
 // what each received and when, consents in force with their purposes,
 // withdrawal per service, the login methods, and a JSON export of the
 // account's own data (GDPR Art. 15 and 20).
+// CredentialPage is a provider's credential page linked from the
+// dashboard; the link text is the catalogue key "account.manage.<Kind>".
+type CredentialPage struct{ Kind, Path string }
+
 type Dashboard struct {
 	Manager *Manager
 	Host    Host
-	// WebAuthnPath links the security-key page when one is configured.
-	WebAuthnPath string
-	TimeZone     *time.Location
+	// CredentialPages link the pages where the owner manages credentials
+	// of a provider (security keys, eID cards), in the order given.
+	CredentialPages []CredentialPage
+	TimeZone        *time.Location
 	// Receipts, when set, offers a signed consent receipt per consent.
 	Receipts *Receipts
 }
@@ -64,10 +69,11 @@ type disclosureRow struct{ When, Service, Attributes, Protocol string }
 type identityRow struct{ Kind, Linked, LastUsed string }
 
 type accountPage struct {
-	Name, CSRF, Notice, Error, WebAuthn string
-	Consents                            []consentRow
-	Disclosures                         []disclosureRow
-	Identities                          []identityRow
+	Name, CSRF, Notice, Error string
+	Manage                    []CredentialPage
+	Consents                  []consentRow
+	Disclosures               []disclosureRow
+	Identities                []identityRow
 }
 
 func noStore(w http.ResponseWriter) { w.Header().Set("Cache-Control", "no-store") }
@@ -101,7 +107,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, s *store.Sess
 		d.fail(w, r, lang, err)
 		return
 	}
-	page := accountPage{Name: acc.DisplayName, CSRF: d.Host.CSRFToken(s), Error: errText, WebAuthn: d.WebAuthnPath}
+	page := accountPage{Name: acc.DisplayName, CSRF: d.Host.CSRFToken(s), Error: errText, Manage: d.CredentialPages}
 	if page.Name == "" {
 		page.Name = acc.ID
 	}

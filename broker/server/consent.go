@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/trustbroker/trustbroker/broker"
@@ -23,16 +24,18 @@ func newConsent(cfg *config.Config, st store.Store, rps map[string]*config.Relyi
 }
 
 // mountDashboard mounts the citizen dashboard at /account, linking the
-// security-key page when a WebAuthn provider has one.
+// credential pages of providers that have one (security keys, eID cards).
 // Consent receipts (Kantara Consent Receipt v1.1) are signed with the
 // broker's keys, ES256 when configured.
 func mountDashboard(mux *http.ServeMux, provs []broker.Provider, cm *consent.Manager, host accountHost, tz *time.Location, cfg *config.Config, signer consent.ReceiptSigner) {
 	d := &consent.Dashboard{Manager: cm, Host: host, TimeZone: tz}
 	d.Receipts = &consent.Receipts{Manager: cm, Signer: signer, Alg: consent.ReceiptAlg(cfg), Issuer: cfg.Server.Issuer}
 	for _, p := range provs {
-		if _, ok := p.Provider.(providers.AccountProvider); ok && p.Kind() == "webauthn" {
-			d.WebAuthnPath = "/account/" + p.ID()
-			break
+		if _, ok := p.Provider.(providers.AccountProvider); ok &&
+			!slices.ContainsFunc(d.CredentialPages, func(c consent.CredentialPage) bool { return c.Kind == p.Kind() }) {
+			// One link per kind: the catalogue names the kind, not the
+			// provider.
+			d.CredentialPages = append(d.CredentialPages, consent.CredentialPage{Kind: p.Kind(), Path: "/account/" + p.ID() + "/"})
 		}
 	}
 	d.Routes(mux)
