@@ -185,6 +185,10 @@ func (p *Provider) logoutError(w http.ResponseWriter, r *http.Request, reason st
 		p.o.UI.Text(lang, "error.logout") + " (" + reason + ")", web.RequestID(r.Context())})
 }
 
+// BackchannelLogout tells the session's clients that it ended elsewhere
+// (a SAML single logout): the same back-channel delivery as below.
+func (p *Provider) BackchannelLogout(s *store.Session) { p.backchannelLogout(s) }
+
 // backchannelLogout sends a logout token to every client of the session
 // that registered a back-channel logout URI, in the background with
 // retries; failures are logged and audited.

@@ -3,10 +3,17 @@
 // configuration, and SP-initiated SSO over the HTTP-Redirect and HTTP-POST
 // bindings, answered through the broker's login flow.
 //
-// First slice: the signing certificate is a self-signed X.509 certificate
-// over the broker's active RS256 key, derived on demand (deterministic
-// validity, serial from the key id), not a certificate kept in the store;
-// rotation is not yet announced in metadata before use. Encryption, SLO,
+// The request checks (signature, Destination, IssueInstant, issuer, ACS
+// from metadata) are crewjam's; this adapter adds replay protection in the
+// store, the mapping of RequestedAuthnContext to the broker's levels, the
+// per-SP NameID policy, SAML error statuses for refusals it can answer at
+// a registered ACS, and encryption of assertions for SPs with an
+// encryption key (AES-256-GCM unless the SP lists only CBC).
+//
+// The signing certificate is a self-signed X.509 certificate over the
+// broker's active RS256 key, derived on demand (deterministic validity,
+// serial from the key id), not a certificate kept in the store; the next
+// RS256 key is announced in the metadata before it signs (announced). Single logout is in slo.go;
 // metadata URLs and IdP-initiated login are later work.
 package saml
 
@@ -18,7 +25,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -32,9 +38,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	crewsaml "github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/trustbroker/trustbroker/broker"
@@ -68,6 +76,9 @@ type Options struct {
 	RelyingParties []*config.RelyingParty // the saml ones are used
 	Now            func() time.Time       // optional
 	Logger         *slog.Logger           // optional
+	// OnLogout, optional, hears of sessions a SAML logout ended (the OIDC
+	// back-channel logout of the session's relying parties).
+	OnLogout func(*store.Session)
 }
 
 // IdP is the SAML Identity Provider.
@@ -80,8 +91,31 @@ type IdP struct {
 }
 
 type serviceProvider struct {
-	rpID string
-	md   *crewsaml.EntityDescriptor
+	rpID     string
+	entityID string
+	formats  []string // name_id_formats, the first is the default
+	cfg      *config.SAML
+	// cur is the metadata in use; nil while a metadata_url SP has none
+	// (never fetched, or the last good copy is past its validUntil).
+	cur atomic.Pointer[crewsaml.EntityDescriptor]
+	// remote is set for metadata_url SPs (mdurl.go).
+	remote *remoteMetadata
+}
+
+// metadata is the SP's current metadata, nil when there is none.
+func (sp *serviceProvider) metadata() *crewsaml.EntityDescriptor { return sp.cur.Load() }
+
+// adopt makes md the SP's metadata, with the registration's settings
+// applied (require_signed_requests).
+func (sp *serviceProvider) adopt(md *crewsaml.EntityDescriptor) {
+	if sp.cfg.RequireSignedRequests {
+		// crewjam then refuses unsigned requests from this SP.
+		yes := true
+		for i := range md.SPSSODescriptors {
+			md.SPSSODescriptors[i].AuthnRequestsSigned = &yes
+		}
+	}
+	sp.cur.Store(md)
 }
 
 // New builds the IdP and its service-provider registry.
@@ -97,14 +131,34 @@ func New(o Options) (*IdP, error) {
 		if rp.Protocol != Protocol || rp.SAML == nil {
 			continue
 		}
-		md, err := spMetadata(rp.SAML)
-		if err != nil {
-			return nil, fmt.Errorf("saml: relying party %s: %w", rp.ID, err)
+		formats := rp.SAML.NameIDFormats
+		if len(formats) == 0 {
+			formats = []string{config.NameIDPersistent}
 		}
-		if _, dup := p.sps[md.EntityID]; dup {
-			return nil, fmt.Errorf("saml: entity id %q registered twice", md.EntityID)
+		sp := &serviceProvider{rpID: rp.ID, entityID: rp.SAML.EntityID, formats: formats, cfg: rp.SAML}
+		if _, dup := p.sps[sp.entityID]; dup {
+			return nil, fmt.Errorf("saml: entity id %q registered twice", sp.entityID)
 		}
-		p.sps[md.EntityID] = &serviceProvider{rpID: rp.ID, md: md}
+		if rp.SAML.MetadataURL != "" {
+			r, err := newRemoteMetadata(rp.SAML)
+			if err != nil {
+				return nil, fmt.Errorf("saml: relying party %s: %w", rp.ID, err)
+			}
+			sp.remote = r
+		} else {
+			md, err := spMetadata(rp.SAML)
+			if err != nil {
+				return nil, fmt.Errorf("saml: relying party %s: %w", rp.ID, err)
+			}
+			sp.adopt(md)
+		}
+		p.sps[sp.entityID] = sp
+	}
+	// The first fetch of metadata_url SPs, before the first request.
+	for _, sp := range p.sps {
+		if sp.remote != nil {
+			p.refresh(context.Background(), sp)
+		}
 	}
 	return p, nil
 }
@@ -136,20 +190,26 @@ func spMetadata(c *config.SAML) (*crewsaml.EntityDescriptor, error) {
 			})
 		}
 	}
+	return md, checkACS(md)
+}
+
+// checkACS: every ACS location must be an http(s) URL, and there must be
+// one.
+func checkACS(md *crewsaml.EntityDescriptor) error {
 	n := 0
 	for _, sso := range md.SPSSODescriptors {
 		for _, acs := range sso.AssertionConsumerServices {
 			u, err := url.Parse(acs.Location)
 			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				return nil, fmt.Errorf("assertion consumer service %q: not an http(s) URL", acs.Location)
+				return fmt.Errorf("assertion consumer service %q: not an http(s) URL", acs.Location)
 			}
 			n++
 		}
 	}
 	if n == 0 {
-		return nil, errors.New("no assertion consumer service")
+		return errors.New("no assertion consumer service")
 	}
-	return md, nil
+	return nil
 }
 
 // noDTD refuses a document type declaration (SECURITY.md §2: XXE, entity
@@ -185,10 +245,12 @@ func (p *IdP) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathMetadata, p.handleMetadata)
 	mux.HandleFunc("GET "+PathSSO, p.handleSSO)
 	mux.HandleFunc("POST "+PathSSO, p.handleSSO)
+	mux.HandleFunc("GET "+PathSLO, p.handleSLO)
+	mux.HandleFunc("POST "+PathSLO, p.handleSLO)
 }
 
 // CrossOriginBypass are the patterns service providers post to across sites.
-func CrossOriginBypass() []string { return []string{"POST " + PathSSO} }
+func CrossOriginBypass() []string { return []string{"POST " + PathSSO, "POST " + PathSLO} }
 
 // Certificate returns the signing certificate: self-signed over the active
 // RS256 key, valid from 2000-01-01 to 9999-12-31 (RFC 5280 §4.1.2.5: no
@@ -202,10 +264,22 @@ func (p *IdP) Certificate() (*keys.Signer, *x509.Certificate, error) {
 	if _, ok := s.Key.Public().(*rsa.PublicKey); !ok {
 		return nil, nil, errors.New("saml: RS256 key is not RSA")
 	}
+	c, err := p.selfSigned(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, c, nil
+}
+
+// selfSigned is the certificate of a key: self-signed, valid from
+// 2000-01-01 to 9999-12-31, serial and subject from the key id. It is the
+// same for the same key (RSA PKCS #1 v1.5 signatures are deterministic),
+// in every replica and before and after the key becomes active.
+func (p *IdP) selfSigned(s *keys.Signer) (*x509.Certificate, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c := p.certs[s.KID]; c != nil {
-		return s, c, nil
+		return c, nil
 	}
 	sum := sha256.Sum256([]byte(s.KID))
 	tmpl := &x509.Certificate{
@@ -218,14 +292,14 @@ func (p *IdP) Certificate() (*keys.Signer, *x509.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, s.Key.Public(), s.Key)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	p.certs[s.KID] = c
-	return s, c, nil
+	return c, nil
 }
 
 // idp is crewjam's IdentityProvider over the current signing key.
@@ -239,20 +313,72 @@ func (p *IdP) idp() (*crewsaml.IdentityProvider, error) {
 		return nil, err
 	}
 	return &crewsaml.IdentityProvider{
-		Signer:                  s.Key,
-		Certificate:             cert,
-		MetadataURL:             *base.JoinPath(PathMetadata),
-		SSOURL:                  *base.JoinPath(PathSSO),
-		ServiceProviderProvider: p,
-		SessionProvider:         p,
-		SignatureMethod:         dsig.RSASHA256SignatureMethod,
-		NameIDFormats:           []crewsaml.NameIDFormat{crewsaml.PersistentNameIDFormat},
-		SignMetadata:            true,
-		RejectSHA1Signatures:    true,
-		OnError:                 p.onError,
-		ResponseWriter:          responseWriter{},
-		ResponseFormTemplate:    postFormTemplate,
+		Signer:                    s.Key,
+		Certificate:               cert,
+		ExtraCertificates:         p.announced(),
+		MetadataURL:               endpoint(base, PathMetadata),
+		SSOURL:                    endpoint(base, PathSSO),
+		Logger:                    slog.NewLogLogger(p.o.Logger.Handler(), slog.LevelInfo),
+		LogoutURL:                 endpoint(base, PathSLO),
+		LogoutBindings:            []string{crewsaml.HTTPRedirectBinding, crewsaml.HTTPPostBinding},
+		ReplayCache:               replayCache{p.o.Store},
+		LogoutRequestFormTemplate: logoutRequestFormTemplate,
+		LogoutCompleteTemplate:    logoutCompleteTemplate,
+		ServiceProviderProvider:   p,
+		SessionProvider:           p,
+		SignatureMethod:           dsig.RSASHA256SignatureMethod,
+		NameIDFormats: []crewsaml.NameIDFormat{crewsaml.PersistentNameIDFormat, crewsaml.TransientNameIDFormat,
+			crewsaml.EmailAddressNameIDFormat},
+		SignMetadata:                 true,
+		RejectSHA1Signatures:         true,
+		OnError:                      p.onError,
+		ResponseWriter:               responseWriter{},
+		ResponseFormTemplate:         postFormTemplate,
+		EnforceRequestedAuthnContext: true,
+		AuthnContextClassStrengths:   classStrengths,
+		EnforceNameIDPolicy:          true,
 	}, nil
+}
+
+// classStrengths rank the eIDAS and BSI level URIs for crewjam's check of
+// RequestedAuthnContext, which runs after the adapter chose the class it
+// asserts (assertedClass), as a second line.
+var classStrengths = map[string]int{
+	loa.URILow: 1, loa.URISubstantial: 2, loa.URIHigh: 3,
+	loa.URIBSINormal: 1, loa.URIBSISubstantiell: 2, loa.URIBSIHoch: 3,
+}
+
+// encrypter encrypts assertions for an SP with an encryption key:
+// RSA-OAEP key transport (rsa-oaep-mgf1p, SHA-256 digest) and AES-256-GCM
+// when the key's EncryptionMethod list names AES-GCM, else AES-256-CBC:
+// an SP that does not say it can decrypt GCM (XML Encryption 1.1) gets
+// CBC, which every XML Encryption 1.0 implementation reads (mod_auth_mellon
+// through Lasso fails on GCM and lists nothing).
+func encrypter(methods []crewsaml.EncryptionMethod) xmlenc.Encrypter {
+	e := xmlenc.OAEP()
+	e.DigestMethod = &xmlenc.SHA1
+	e.BlockCipher = xmlenc.AES256CBC
+	for _, m := range methods {
+		switch m.Algorithm {
+		case "http://www.w3.org/2009/xmlenc11#aes256-gcm", "http://www.w3.org/2009/xmlenc11#aes128-gcm", "http://www.w3.org/2009/xmlenc11#aes192-gcm":
+			e.BlockCipher = xmlenc.AES256GCM
+			e.DigestMethod = &xmlenc.SHA256
+		}
+	}
+	return e
+}
+
+// encryptionMethods are the EncryptionMethods of the SP's encryption key
+// (use="encryption", else a key without use), as crewjam picks the key.
+func encryptionMethods(sso *crewsaml.SPSSODescriptor) []crewsaml.EncryptionMethod {
+	for _, use := range []string{"encryption", ""} {
+		for _, kd := range sso.KeyDescriptors {
+			if kd.Use == use && len(kd.KeyInfo.X509Data.X509Certificates) > 0 {
+				return kd.EncryptionMethods
+			}
+		}
+	}
+	return nil
 }
 
 // postFormTemplate answers over HTTP-POST without inline script: the
@@ -284,6 +410,10 @@ func (p *IdP) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	idp.ServeMetadata(w, r)
 }
 
+// handleSSO is crewjam's ServeSSO with the adapter's refusals: a request
+// that fails a check is answered with a SAML error Response at an ACS from
+// the SP's metadata when the request is otherwise sound (known SP, valid
+// signature, registered ACS), else with a broker error page (400).
 func (p *IdP) handleSSO(w http.ResponseWriter, r *http.Request) {
 	web.NoStore(w)
 	idp, err := p.idp()
@@ -291,7 +421,85 @@ func (p *IdP) handleSSO(w http.ResponseWriter, r *http.Request) {
 		p.onError(w, r, http.StatusInternalServerError, err)
 		return
 	}
-	idp.ServeSSO(w, r)
+	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBytes)
+	req, err := crewsaml.NewIdpAuthnRequest(idp, r)
+	if err != nil {
+		p.onError(w, r, http.StatusBadRequest, fmt.Errorf("parse request: %w", err))
+		return
+	}
+	req.Now = p.o.Now()
+	if err := noDTD(req.RequestBuffer); err != nil {
+		p.onError(w, r, http.StatusBadRequest, err)
+		return
+	}
+	if err := req.Validate(); err != nil {
+		if sound := p.soundDespite(idp, r, req, err); sound != nil {
+			p.sendStatus(w, r, idp, sound, &crewsaml.StatusError{
+				TopLevel: crewsaml.StatusRequester, SecondLevel: crewsaml.StatusRequestDenied, Message: refusalMessage(err)})
+			return
+		}
+		p.onError(w, r, http.StatusBadRequest, fmt.Errorf("validate request: %w", err))
+		return
+	}
+	p.start(w, r, idp, req)
+}
+
+// maxRequestBytes bounds a POSTed AuthnRequest or LogoutRequest form.
+const maxRequestBytes = 256 << 10
+
+// soundDespite validates a request that failed only on its IssueInstant
+// (stale or from the future) or its Destination again, with those two
+// checks out of the way: when everything else holds, the request comes
+// from a registered SP (its signature checked when it signs) and names an
+// ACS in its metadata, and it gets a Requester status there. Otherwise nil.
+func (p *IdP) soundDespite(idp *crewsaml.IdentityProvider, r *http.Request, req *crewsaml.IdpAuthnRequest, err error) *crewsaml.IdpAuthnRequest {
+	if !errors.Is(err, crewsaml.ErrExpired) && !errors.Is(err, crewsaml.ErrNotYetValid) && !errors.Is(err, crewsaml.ErrDestinationMismatch) {
+		return nil
+	}
+	lenient := *idp
+	if d, perr := url.Parse(req.Request.Destination); perr == nil && req.Request.Destination != "" {
+		lenient.SSOURL = *d
+	}
+	again, err := crewsaml.NewIdpAuthnRequest(&lenient, r)
+	if err != nil {
+		return nil
+	}
+	// The request as of its own IssueInstant (clamped: Validate reads the
+	// time before it knows the request, so parse it first).
+	var head struct {
+		IssueInstant time.Time `xml:",attr"`
+	}
+	if xml.Unmarshal(again.RequestBuffer, &head) != nil {
+		return nil
+	}
+	again.Now = head.IssueInstant
+	if again.Validate() != nil {
+		return nil
+	}
+	again.IDP = idp
+	again.Now = p.o.Now()
+	return again
+}
+
+func refusalMessage(err error) string {
+	switch {
+	case errors.Is(err, crewsaml.ErrExpired):
+		return "the request has expired"
+	case errors.Is(err, crewsaml.ErrNotYetValid):
+		return "the request is not yet valid"
+	case errors.Is(err, crewsaml.ErrDestinationMismatch):
+		return "the request was not addressed to this identity provider"
+	}
+	return "the request was refused"
+}
+
+// sendStatus answers req with an error Response at its ACS.
+func (p *IdP) sendStatus(w http.ResponseWriter, r *http.Request, idp *crewsaml.IdentityProvider, req *crewsaml.IdpAuthnRequest, se *crewsaml.StatusError) {
+	p.o.Logger.InfoContext(r.Context(), "saml request answered with an error status", "status", se.Error(),
+		"request_id", web.RequestID(r.Context()))
+	if err := idp.SendErrorResponse(w, req, se); err != nil {
+		p.onError(w, r, http.StatusInternalServerError, err)
+	}
 }
 
 // onError answers on a broker page, never at an ACS the request named.
@@ -309,10 +517,10 @@ func (p *IdP) onError(w http.ResponseWriter, r *http.Request, status int, err er
 // GetServiceProvider implements crewjam's ServiceProviderProvider.
 func (p *IdP) GetServiceProvider(_ *http.Request, id string) (*crewsaml.EntityDescriptor, error) {
 	sp := p.sps[id]
-	if sp == nil {
+	if sp == nil || sp.metadata() == nil {
 		return nil, os.ErrNotExist
 	}
-	return sp.md, nil
+	return sp.metadata(), nil
 }
 
 // storedRequest is the AuthnRequest as it arrived, kept in the login
@@ -323,29 +531,44 @@ type storedRequest struct {
 	Form     string `json:"form,omitempty"`
 }
 
-// GetSession implements crewjam's SessionProvider for the first pass: the
-// request is valid (signature, Destination, IssueInstant, issuer, ACS from
-// metadata); its ID is used up in the store, and the browser goes to the
-// broker's login flow. It always returns nil.
-func (p *IdP) GetSession(w http.ResponseWriter, r *http.Request, req *crewsaml.IdpAuthnRequest) *crewsaml.Session {
+// GetSession implements crewjam's SessionProvider; the adapter runs the
+// SSO endpoint itself (handleSSO), so crewjam never asks.
+func (p *IdP) GetSession(w http.ResponseWriter, r *http.Request, _ *crewsaml.IdpAuthnRequest) *crewsaml.Session {
+	p.onError(w, r, http.StatusInternalServerError, errors.New("saml: unexpected GetSession"))
+	return nil
+}
+
+// start takes a valid request (signature, Destination, IssueInstant,
+// issuer, ACS from metadata): its ID is used up in the store, what it asks
+// is checked against the SP's registration, and the browser goes to the
+// broker's login flow.
+func (p *IdP) start(w http.ResponseWriter, r *http.Request, idp *crewsaml.IdentityProvider, req *crewsaml.IdpAuthnRequest) {
 	ctx := r.Context()
 	sp := p.sps[req.ServiceProviderMetadata.EntityID]
 	if sp == nil {
 		p.onError(w, r, http.StatusBadRequest, crewsaml.ErrUnknownServiceProvider)
-		return nil
-	}
-	if err := noDTD(req.RequestBuffer); err != nil {
-		p.onError(w, r, http.StatusBadRequest, err)
-		return nil
+		return
 	}
 	exp := req.Request.IssueInstant.Add(crewsaml.MaxIssueDelay + crewsaml.MaxClockSkew)
 	if err := p.o.Store.Replay().Use(ctx, ReplayNamespace, replayKey(req), exp); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			p.onError(w, r, http.StatusBadRequest, fmt.Errorf("authn request %q answered before", req.Request.ID))
+			p.sendStatus(w, r, idp, req, &crewsaml.StatusError{TopLevel: crewsaml.StatusRequester,
+				SecondLevel: crewsaml.StatusRequestDenied, Message: "the request was answered before"})
 		} else {
 			p.onError(w, r, http.StatusInternalServerError, err)
 		}
-		return nil
+		return
+	}
+	if _, se := sp.nameIDFormat(req.Request.NameIDPolicy); se != nil {
+		p.sendStatus(w, r, idp, req, se)
+		return
+	}
+	rp := p.rp(sp)
+	rpMin, _ := loa.Parse(rp.MinLoA)
+	minLoA, se := requestedLoA(req.Request.RequestedAuthnContext, rpMin)
+	if se != nil {
+		p.sendStatus(w, r, idp, req, se)
+		return
 	}
 	sr := storedRequest{Method: r.Method}
 	if r.Method == http.MethodGet {
@@ -354,22 +577,28 @@ func (p *IdP) GetSession(w http.ResponseWriter, r *http.Request, req *crewsaml.I
 		sr.Form = r.PostForm.Encode()
 	}
 	raw, _ := json.Marshal(sr)
-	start := broker.StartRequest{
-		Protocol:     Protocol,
-		RPID:         sp.rpID,
-		Request:      raw,
-		RequestedLoA: requestedLoA(req.Request.RequestedAuthnContext),
-	}
-	if req.Request.ForceAuthn != nil && *req.Request.ForceAuthn {
+	start := broker.StartRequest{Protocol: Protocol, RPID: sp.rpID, Request: raw, RequestedLoA: minLoA}
+	force := req.Request.ForceAuthn != nil && *req.Request.ForceAuthn
+	passive := req.Request.IsPassive != nil && *req.Request.IsPassive
+	if force {
 		start.Prompt = append(start.Prompt, "login")
 	}
-	if req.Request.IsPassive != nil && *req.Request.IsPassive {
-		start.Prompt = []string{"none"}
+	if passive {
+		// With ForceAuthn too nothing can satisfy it: NoPassive.
+		start.Prompt = append(start.Prompt, "none")
 	}
 	if err := p.o.Broker.StartLogin(w, r, start); err != nil {
 		p.onError(w, r, http.StatusInternalServerError, err)
 	}
-	return nil
+}
+
+func (p *IdP) rp(sp *serviceProvider) *config.RelyingParty {
+	for _, rp := range p.o.RelyingParties {
+		if rp.ID == sp.rpID {
+			return rp
+		}
+	}
+	return &config.RelyingParty{ID: sp.rpID}
 }
 
 func replayKey(req *crewsaml.IdpAuthnRequest) string {
@@ -380,20 +609,152 @@ func replayKey(req *crewsaml.IdpAuthnRequest) string {
 	return issuer + " " + req.Request.ID
 }
 
-// requestedLoA maps the eIDAS (or BSI) AuthnContextClassRefs of a request to
-// the lowest level they name; the broker answers with that level or higher,
-// the "minimum" comparison. Unknown classes are ignored.
-func requestedLoA(rac *crewsaml.RequestedAuthnContext) loa.Level {
-	if rac == nil {
-		return loa.None
+// nameIDFormat is the NameID format the SP gets for a NameIDPolicy: the
+// SP's first format when the policy names none (or unspecified), else the
+// named one if the SP's registration allows it; anything else is
+// Requester/InvalidNameIDPolicy.
+func (sp *serviceProvider) nameIDFormat(policy *crewsaml.NameIDPolicy) (string, *crewsaml.StatusError) {
+	want := ""
+	if policy != nil && policy.Format != nil {
+		want = *policy.Format
 	}
-	lvl := loa.None
-	for _, ref := range strings.Fields(rac.AuthnContextClassRef) {
-		if l, err := loa.Parse(ref); err == nil && (lvl == loa.None || l < lvl) {
-			lvl = l
+	var short string
+	switch crewsaml.NameIDFormat(want) {
+	case "", crewsaml.UnspecifiedNameIDFormat:
+		return sp.formats[0], nil
+	case crewsaml.PersistentNameIDFormat:
+		short = config.NameIDPersistent
+	case crewsaml.TransientNameIDFormat:
+		short = config.NameIDTransient
+	case crewsaml.EmailAddressNameIDFormat:
+		short = config.NameIDEmail
+	}
+	if short == "" || !slices.Contains(sp.formats, short) {
+		return "", &crewsaml.StatusError{TopLevel: crewsaml.StatusRequester, SecondLevel: crewsaml.StatusInvalidNameIDPolicy,
+			Message: "the name identifier format is not available to this service provider"}
+	}
+	return short, nil
+}
+
+// requestedClass is an AuthnContextClassRef of a request the broker
+// knows: an eIDAS or BSI level URI.
+type requestedClass struct {
+	uri   string
+	level loa.Level
+}
+
+// requestedClasses are the known classes of a RequestedAuthnContext and
+// its comparison ("exact" when omitted). A context that names classes but
+// none the broker knows cannot be met: NoAuthnContext; an unknown
+// comparison is Requester/RequestUnsupported.
+func requestedClasses(rac *crewsaml.RequestedAuthnContext) (string, []requestedClass, *crewsaml.StatusError) {
+	if rac == nil || len(rac.ClassRefs()) == 0 {
+		return "", nil, nil
+	}
+	cmp := rac.Comparison
+	switch cmp {
+	case "":
+		cmp = "exact"
+	case "exact", "minimum", "maximum", "better":
+	default:
+		return "", nil, &crewsaml.StatusError{TopLevel: crewsaml.StatusRequester, SecondLevel: crewsaml.StatusRequestUnsupported,
+			Message: "unknown comparison"}
+	}
+	var out []requestedClass
+	for _, ref := range rac.ClassRefs() {
+		ref = strings.TrimSpace(ref)
+		if l, err := loa.Parse(ref); err == nil && strings.Contains(ref, "/") {
+			out = append(out, requestedClass{uri: ref, level: l})
 		}
 	}
-	return lvl
+	if len(out) == 0 {
+		return "", nil, noAuthnContext()
+	}
+	return cmp, out, nil
+}
+
+func noAuthnContext() *crewsaml.StatusError {
+	return &crewsaml.StatusError{TopLevel: crewsaml.StatusResponder, SecondLevel: crewsaml.StatusNoAuthnContext,
+		Message: "the requested authentication context cannot be satisfied"}
+}
+
+// requestedLoA is the lowest level that can answer a RequestedAuthnContext
+// (eIDAS levels are cumulative: a login at high meets substantial and low):
+// exact and minimum the lowest level named, better the next above it,
+// maximum none (but the SP's own minimum must not exceed the highest
+// level named). A context that cannot be met is NoAuthnContext at once.
+func requestedLoA(rac *crewsaml.RequestedAuthnContext, rpMin loa.Level) (loa.Level, *crewsaml.StatusError) {
+	cmp, classes, se := requestedClasses(rac)
+	if se != nil || classes == nil {
+		return loa.None, se
+	}
+	lo, hi := classes[0].level, classes[0].level
+	for _, c := range classes {
+		lo, hi = min(lo, c.level), max(hi, c.level)
+	}
+	switch cmp {
+	case "better":
+		if lo >= loa.High {
+			return loa.None, noAuthnContext()
+		}
+		return lo + 1, nil
+	case "maximum":
+		if rpMin > hi {
+			return loa.None, noAuthnContext()
+		}
+		return loa.None, nil
+	default: // exact, minimum
+		if cmp == "exact" && rpMin > hi {
+			return loa.None, noAuthnContext()
+		}
+		return lo, nil
+	}
+}
+
+// assertedClass is the AuthnContextClassRef the assertion carries for a
+// login at reached: without a RequestedAuthnContext the eIDAS URI of the
+// level; for exact the highest class named at or below the level (the URI
+// as the SP wrote it); for maximum the level capped at the highest named;
+// for minimum and better the level itself when it meets the request.
+func assertedClass(rac *crewsaml.RequestedAuthnContext, reached loa.Level) (string, *crewsaml.StatusError) {
+	cmp, classes, se := requestedClasses(rac)
+	if se != nil {
+		return "", se
+	}
+	if reached == loa.None {
+		return "", noAuthnContext()
+	}
+	if classes == nil {
+		return reached.URI(), nil
+	}
+	var best *requestedClass
+	lo := classes[0].level
+	for i, c := range classes {
+		lo = min(lo, c.level)
+		if c.level <= reached && (best == nil || c.level > best.level) {
+			best = &classes[i]
+		}
+	}
+	switch cmp {
+	case "exact":
+		if best != nil {
+			return best.uri, nil
+		}
+	case "maximum":
+		if best != nil {
+			return best.level.URI(), nil
+		}
+		return reached.URI(), nil
+	case "minimum":
+		if reached >= lo {
+			return reached.URI(), nil
+		}
+	case "better":
+		if reached > lo {
+			return reached.URI(), nil
+		}
+	}
+	return "", noAuthnContext()
 }
 
 // flowStatus maps the broker's outcomes to SAML status codes.
@@ -419,22 +780,34 @@ func (p *IdP) Resume(w http.ResponseWriter, r *http.Request, tx *store.Transacti
 		return
 	}
 	if ferr != nil {
-		if err := idp.SendErrorResponse(w, req, flowStatus(ferr)); err != nil {
-			p.onError(w, r, http.StatusInternalServerError, err)
-		}
+		p.sendStatus(w, r, idp, req, flowStatus(ferr))
 		return
 	}
-	if err := (crewsaml.DefaultAssertionMaker{}).MakeAssertion(req, p.session(res)); err != nil {
-		var se *crewsaml.StatusError
+	sp := p.sps[req.ServiceProviderMetadata.EntityID]
+	if sp == nil {
+		p.onError(w, r, http.StatusBadRequest, crewsaml.ErrUnknownServiceProvider)
+		return
+	}
+	session, se := p.session(sp, req, res)
+	if se != nil {
+		p.sendStatus(w, r, idp, req, se)
+		return
+	}
+	if err := (crewsaml.DefaultAssertionMaker{}).MakeAssertion(req, session); err != nil {
 		if errors.As(err, &se) {
-			if err := idp.SendErrorResponse(w, req, se); err != nil {
-				p.onError(w, r, http.StatusInternalServerError, err)
-			}
+			p.sendStatus(w, r, idp, req, se)
 			return
 		}
 		p.onError(w, r, http.StatusInternalServerError, err)
 		return
 	}
+	// Only the consented claims: crewjam would add empty attributes for
+	// what the SP's metadata requests.
+	req.Assertion.AttributeStatements = nil
+	if len(session.CustomAttributes) > 0 {
+		req.Assertion.AttributeStatements = []crewsaml.AttributeStatement{{Attributes: session.CustomAttributes}}
+	}
+	idp.AssertionEncrypter = encrypter(encryptionMethods(req.SPSSODescriptor))
 	if err := idp.ResponseWriter.WriteResponse(w, req); err != nil {
 		p.onError(w, r, http.StatusInternalServerError, err)
 	}
@@ -491,23 +864,41 @@ func parseStored(ctx context.Context, idp *crewsaml.IdentityProvider, sr storedR
 	return req, nil
 }
 
-// session is what the assertion says: the pairwise subject as persistent
-// NameID, the level reached as AuthnContextClassRef, and the consented
-// claims only as attributes.
-func (p *IdP) session(res *broker.Result) *crewsaml.Session {
-	idx := sha256.Sum256([]byte("saml-session-index\x00" + res.SessionID))
+// session is what the assertion says: the NameID in the SP's format
+// (persistent: the pairwise subject; transient: a value of this SSO
+// session and SP; email: the released email), the class for the level reached, and the
+// consented claims only as attributes.
+func (p *IdP) session(sp *serviceProvider, req *crewsaml.IdpAuthnRequest, res *broker.Result) (*crewsaml.Session, *crewsaml.StatusError) {
 	s := &crewsaml.Session{
-		ID:           res.SessionID,
-		CreateTime:   res.AuthTime,
-		Index:        "_" + hex.EncodeToString(idx[:16]),
-		NameID:       res.Subject,
-		NameIDFormat: string(crewsaml.PersistentNameIDFormat),
+		ID:         res.SessionID,
+		CreateTime: res.AuthTime,
+		Index:      sessionIndex(res.SessionID),
 	}
-	if l, err := loa.Parse(res.ACR); err == nil {
-		s.AuthnContextClassRef = l.URI()
+	format, se := sp.nameIDFormat(req.Request.NameIDPolicy)
+	if se != nil {
+		return nil, se
 	}
+	switch format {
+	case config.NameIDPersistent:
+		s.NameID, s.NameIDFormat = res.Subject, string(crewsaml.PersistentNameIDFormat)
+	case config.NameIDTransient:
+		s.NameID, s.NameIDFormat = transientNameID(res.SessionID, sp.entityID), string(crewsaml.TransientNameIDFormat)
+	case config.NameIDEmail:
+		email, _ := res.Claims["email"].(string)
+		if email == "" {
+			return nil, &crewsaml.StatusError{TopLevel: crewsaml.StatusRequester, SecondLevel: crewsaml.StatusInvalidNameIDPolicy,
+				Message: "no email address was released"}
+		}
+		s.NameID, s.NameIDFormat = email, string(crewsaml.EmailAddressNameIDFormat)
+	}
+	l, _ := loa.Parse(res.ACR)
+	class, se := assertedClass(req.Request.RequestedAuthnContext, l)
+	if se != nil {
+		return nil, se
+	}
+	s.AuthnContextClassRef = class
 	s.CustomAttributes = Attributes(res.Claims)
-	return s
+	return s, nil
 }
 
 // Attributes turns claims into SAML attributes (basic name format, sorted
@@ -544,4 +935,44 @@ func attrString(v any) string {
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// endpoint is base with path p appended. url.JoinPath would leave the
+// path without its leading slash when base has none ("saml/slo"), which
+// String hides but a cookie path (the logout state) does not.
+func endpoint(base *url.URL, p string) url.URL {
+	u := *base
+	u.Path = strings.TrimSuffix(base.Path, "/") + p
+	u.RawPath = ""
+	return u
+}
+
+// base is the issuer URL (validated by the configuration).
+func (p *IdP) base() *url.URL {
+	u, err := url.Parse(p.o.Issuer)
+	if err != nil {
+		return &url.URL{}
+	}
+	return u
+}
+
+// announced is the certificate of the next RS256 key, published beside
+// the active one so that SPs that refresh the metadata trust it before it
+// signs (keys.Rotate makes a key active only after a rotation period as
+// next). It is byte for byte the certificate the key signs with once
+// active (selfSigned), as signature checkers match certificates exactly.
+func (p *IdP) announced() []*x509.Certificate {
+	next, ok := p.o.Keys.NextSigner(keys.RS256)
+	if !ok {
+		return nil
+	}
+	if _, isRSA := next.Key.Public().(*rsa.PublicKey); !isRSA {
+		return nil
+	}
+	c, err := p.selfSigned(next)
+	if err != nil {
+		p.o.Logger.Error("saml: certificate for the next key", "kid", next.KID, "err", err)
+		return nil
+	}
+	return []*x509.Certificate{c}
 }

@@ -252,7 +252,30 @@ type SAML struct {
 	EntityID     string   `yaml:"entity_id"`
 	ACSURLs      []string `yaml:"acs_urls"`
 	MetadataFile string   `yaml:"metadata_file"`
+	// NameIDFormats the service provider may receive: persistent (the
+	// pairwise subject, the default), transient, email (only when the
+	// email attribute is released). The first answers requests that name
+	// no format.
+	NameIDFormats []string `yaml:"name_id_formats"`
+	// RequireSignedRequests refuses unsigned AuthnRequests even when the
+	// metadata does not say AuthnRequestsSigned; needs metadata_file or
+	// metadata_url (the signing certificate).
+	RequireSignedRequests bool `yaml:"require_signed_requests"`
+	// MetadataURL: the SP's metadata is fetched from here (https, or http
+	// on loopback), its signature checked against MetadataCertFile (PEM),
+	// and refreshed every MetadataRefresh (default 1h), sooner when its
+	// cacheDuration or validUntil say so.
+	MetadataURL      string        `yaml:"metadata_url"`
+	MetadataCertFile string        `yaml:"metadata_cert_file"`
+	MetadataRefresh  time.Duration `yaml:"metadata_refresh"`
 }
+
+// SAML NameID formats (short names of name_id_formats).
+const (
+	NameIDPersistent = "persistent"
+	NameIDTransient  = "transient"
+	NameIDEmail      = "email"
+)
 
 // Policy holds the context the decision point evaluates.
 type Policy struct {
@@ -576,6 +599,9 @@ func (c *Config) validateRelyingParties(es *Errors) {
 			c.validateOIDC(es, path, rp)
 		case "saml":
 			validateSAML(es, path, rp)
+			if !slices.Contains(c.Keys.Algorithms, "RS256") {
+				es.add(path+".protocol", 0, "saml signs with RSA-SHA256: add RS256 to keys.algorithms")
+			}
 		case "gate":
 			validateGateRP(es, path, rp)
 		default:
@@ -698,13 +724,48 @@ func validateSAML(es *Errors, path string, rp *RelyingParty) {
 	if s.EntityID == "" {
 		es.add(path+".saml.entity_id", 0, "missing")
 	}
-	if len(s.ACSURLs) == 0 && s.MetadataFile == "" {
-		es.add(path+".saml", 0, "name acs_urls or metadata_file")
+	sources := 0
+	for _, set := range []bool{len(s.ACSURLs) > 0, s.MetadataFile != "", s.MetadataURL != ""} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		es.add(path+".saml", 0, "name one of acs_urls, metadata_file, metadata_url")
+	}
+	if s.MetadataURL != "" {
+		if err := CheckRedirectURI(s.MetadataURL); err != nil {
+			es.add(path+".saml.metadata_url", 0, "%v", err)
+		}
+		if s.MetadataCertFile == "" {
+			es.add(path+".saml.metadata_cert_file", 0, "missing (the certificate the metadata at metadata_url is signed with)")
+		}
+	}
+	if s.MetadataRefresh < 0 {
+		es.add(path+".saml.metadata_refresh", 0, "must not be negative")
+	} else if s.MetadataRefresh == 0 {
+		s.MetadataRefresh = time.Hour
 	}
 	for j, u := range s.ACSURLs {
 		if err := CheckRedirectURI(u); err != nil {
 			es.add(fmt.Sprintf("%s.saml.acs_urls[%d]", path, j), 0, "%v", err)
 		}
+	}
+	if len(s.NameIDFormats) == 0 {
+		s.NameIDFormats = []string{NameIDPersistent}
+	}
+	for j, f := range s.NameIDFormats {
+		switch f {
+		case NameIDPersistent, NameIDTransient, NameIDEmail:
+		default:
+			es.add(fmt.Sprintf("%s.saml.name_id_formats[%d]", path, j), 0, "%q: use persistent, transient or email", f)
+		}
+		if slices.Index(s.NameIDFormats, f) != j {
+			es.add(fmt.Sprintf("%s.saml.name_id_formats[%d]", path, j), 0, "%q is listed twice", f)
+		}
+	}
+	if s.RequireSignedRequests && s.MetadataFile == "" && s.MetadataURL == "" {
+		es.add(path+".saml.require_signed_requests", 0, "needs metadata_file or metadata_url (the signing certificate)")
 	}
 }
 

@@ -216,6 +216,20 @@ func (m *Manager) Signer(alg string) (*Signer, error) {
 	return &Signer{KID: e.info.KID, Alg: e.info.Alg, Key: e.key}, nil
 }
 
+// NextSigner returns the next key of alg (published, not yet signing),
+// for announcing it ahead of its use where a public key alone does not
+// do (SAML metadata carries a certificate the key signs itself). ok is
+// false when alg has no next key.
+func (m *Manager) NextSigner(alg string) (*Signer, bool) {
+	snap := m.snap.Load()
+	for _, info := range snap.infos {
+		if e := snap.byKID[info.KID]; e != nil && info.Alg == alg && info.State == store.KeyNext && e.key != nil {
+			return &Signer{KID: info.KID, Alg: info.Alg, Key: e.key}, true
+		}
+	}
+	return nil, false
+}
+
 func (m *Manager) active(alg string) (*entry, error) {
 	if e := m.snap.Load().active[alg]; e != nil {
 		return e, nil

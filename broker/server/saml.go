@@ -1,6 +1,8 @@
 package server
 
 import (
+	"net/http"
+
 	"github.com/trustbroker/trustbroker/adapters/saml"
 	"github.com/trustbroker/trustbroker/broker"
 	"github.com/trustbroker/trustbroker/broker/config"
@@ -10,14 +12,38 @@ import (
 )
 
 // newSAMLIdP builds the SAML Identity Provider for the configured service
-// providers (relying parties with protocol saml).
-func newSAMLIdP(cfg *config.Config, b *broker.Broker, st store.Store, km *keys.Manager, u *ui.UI, o Options) (*saml.IdP, error) {
+// providers (relying parties with protocol saml); a SAML logout reaches the
+// OIDC relying parties of the session through onLogout.
+func newSAMLIdP(cfg *config.Config, b *broker.Broker, st store.Store, km *keys.Manager, u *ui.UI, o Options, onLogout func(*store.Session)) (*saml.IdP, error) {
 	var rps []*config.RelyingParty
 	for i := range cfg.RelyingParties {
 		rps = append(rps, &cfg.RelyingParties[i])
 	}
 	return saml.New(saml.Options{
 		Issuer: cfg.Server.Issuer, Broker: b, Store: st, Keys: km, UI: u, RelyingParties: rps,
-		Now: o.Now, Logger: o.Logger,
+		Now: o.Now, Logger: o.Logger, OnLogout: onLogout,
+	})
+}
+
+// mountSAMLLogout serves the dashboard's "log out everywhere" button: an
+// IdP-initiated single logout of the browser's session (every SAML SP of
+// the session through the browser, the OIDC relying parties over the back
+// channel), then the home page. CSRF-checked like the dashboard's forms.
+func mountSAMLLogout(mux *http.ServeMux, idp *saml.IdP, host accountHost) {
+	mux.HandleFunc("POST /account/logout", func(w http.ResponseWriter, r *http.Request) {
+		s, err := host.Session(r)
+		if err != nil {
+			http.Redirect(w, r, "/account", http.StatusSeeOther)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+		lang := host.Lang(r)
+		if r.ParseForm() != nil || !host.CSRFValid(s, r.PostForm.Get("csrf")) {
+			host.Audit(r.Context(), s.AccountID, "session.logout", s.ID[:12], store.OutcomeDenied, "bad csrf token", nil)
+			host.Render(w, r, http.StatusForbidden, "error", lang, struct{ Message, RequestID string }{host.Text(lang, "error.csrf"), ""})
+			return
+		}
+		host.Audit(r.Context(), s.AccountID, "session.logout", s.ID[:12], store.OutcomeSuccess, "dashboard: everywhere", nil)
+		idp.Logout(w, r, "/")
 	})
 }

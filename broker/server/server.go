@@ -54,6 +54,7 @@ type Server struct {
 	Broker *broker.Broker
 	// oidc is the OpenID Provider (Close waits for its logout deliveries).
 	oidc    *oidc.Provider
+	samlIdP *saml.IdP      // refreshes metadata_url SPs while running
 	Policy  *casbin.Engine // nil with policy.engine passthrough
 	locator *location.Locator
 	Handler http.Handler
@@ -218,7 +219,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	b.RegisterAdapter(op)
 	op.Routes(mux)
 	cm.Revokers = append(cm.Revokers, op)
-	idp, err := newSAMLIdP(cfg, b, st, km, u, o)
+	idp, err := newSAMLIdP(cfg, b, st, km, u, o, op.BackchannelLogout)
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +234,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	mountAccountPages(mux, provs, host)
 	mountProviderEndpoints(mux, provs, endpointHost{host})
 	mountDashboard(mux, provs, cm, host, tz, cfg, km)
+	mountSAMLLogout(mux, idp, host)
 	if rp, ok := rps["demo"]; cfg.Demo && ok && rp.OIDC != nil {
 		demoKey, err := mk.Derive("demo-rp")
 		if err != nil {
@@ -244,6 +246,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 		}).Routes(mux)
 	}
 	s = &Server{Config: cfg, Store: st, Keys: km, Broker: b, Policy: pp.engine, locator: pp.locator, oidc: op, logger: o.Logger, now: o.Now, providers: provs}
+	s.samlIdP = idp
 	s.routes(mux, u)
 	var trusted []*net.IPNet
 	for _, p := range cfg.Server.TrustedProxies {
@@ -252,6 +255,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(saml.Collectors()...)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	protect := http.NewCrossOriginProtection()
 	for _, pattern := range oidc.CrossOriginBypass() {
@@ -366,6 +370,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	go s.Keys.Watch(bg, s.Config.Keys.ReloadInterval)
 	go s.gcLoop(bg)
+	go s.samlIdP.Watch(bg)
 	if s.Policy != nil {
 		go s.Policy.Watch(bg, s.Config.Policy.ReloadInterval, s.Store.ListenPolicy(bg))
 	}
