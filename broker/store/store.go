@@ -93,6 +93,10 @@ type LinkedIdentity struct {
 	Kind       string // credential kind, e.g. "eid", "webauthn"
 	LinkedAt   time.Time
 	LastUsedAt time.Time
+	// MatchKey is the broker's keyed hash of the provider's match key
+	// (providers.Identity.MatchKey), never the match key itself; empty
+	// when the provider gives none.
+	MatchKey string
 }
 
 // Accounts stores accounts and their linked identities.
@@ -110,6 +114,15 @@ type Accounts interface {
 	FindByIdentity(ctx context.Context, providerID, subject string) (*Account, error)
 	Identities(ctx context.Context, accountID string) ([]LinkedIdentity, error)
 	TouchIdentity(ctx context.Context, providerID, subject string, at time.Time) error
+	// SetMatchKey replaces the match key hash of a linked identity (empty
+	// clears it); ErrNotFound when the identity is not linked.
+	SetMatchKey(ctx context.Context, providerID, subject, matchKey string) error
+	// FindByMatchKey returns the linked identities of credential kind
+	// whose match key hash is matchKey, oldest link first; none for an
+	// empty matchKey. Matching is per kind, not per provider: the same
+	// person's cards read through different providers of one kind (an
+	// eID-Server and its simulator) match.
+	FindByMatchKey(ctx context.Context, kind, matchKey string) ([]LinkedIdentity, error)
 }
 
 // Session is a browser SSO session. ID is what the store keys on; the
@@ -149,6 +162,7 @@ const (
 	TxStateMethod   = "method"   // waiting for the user to choose a credential
 	TxStateProvider = "provider" // a provider exchange is running
 	TxStateConsent  = "consent"  // identity known, consent page shown
+	TxStateLink     = "link"     // unknown identity matches an account: link offer shown
 	TxStateDone     = "done"     // the adapter may answer the RP
 	TxStateFailed   = "failed"
 )

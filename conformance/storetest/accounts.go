@@ -141,6 +141,49 @@ func testAccounts(t *testing.T, open Opener) {
 		must(t, accts.Link(e.ctx, store.LinkedIdentity{AccountID: a2.ID, ProviderID: "eid", Subject: "sub-1"}))
 	})
 
+	t.Run("MatchKeys", func(t *testing.T) {
+		e := setup(t, open)
+		accts := e.st.Accounts()
+		a1, a2, a3 := e.account("acc-1"), e.account("acc-2"), e.account("acc-3")
+		// Two providers of one kind (a server and its simulator) match;
+		// another kind with the same hash does not; nor does another hash.
+		old := store.LinkedIdentity{AccountID: a1.ID, ProviderID: "eid", Subject: "card-1", Kind: "eid", LinkedAt: e.now(), MatchKey: "h-erika"}
+		must(t, accts.Link(e.ctx, old))
+		e.clock.Advance(time.Second)
+		sim := store.LinkedIdentity{AccountID: a2.ID, ProviderID: "eid-sim", Subject: "card-2", Kind: "eid", LinkedAt: e.now(), MatchKey: "h-erika"}
+		must(t, accts.Link(e.ctx, sim))
+		must(t, accts.Link(e.ctx, store.LinkedIdentity{AccountID: a3.ID, ProviderID: "eidas", Subject: "p-1", Kind: "eidas", LinkedAt: e.now(), MatchKey: "h-erika"}))
+		must(t, accts.Link(e.ctx, store.LinkedIdentity{AccountID: a3.ID, ProviderID: "eid", Subject: "card-3", Kind: "eid", LinkedAt: e.now(), MatchKey: "h-jonas"}))
+		noKey := store.LinkedIdentity{AccountID: a3.ID, ProviderID: "eid", Subject: "card-4", Kind: "eid", LinkedAt: e.now()}
+		must(t, accts.Link(e.ctx, noKey))
+
+		got, err := accts.FindByMatchKey(e.ctx, "eid", "h-erika")
+		must(t, err)
+		equal(t, "FindByMatchKey", got, []store.LinkedIdentity{old, sim})
+		got, err = accts.FindByMatchKey(e.ctx, "eid", "h-unknown")
+		must(t, err)
+		equal(t, "FindByMatchKey of an unknown hash", len(got), 0)
+		got, err = accts.FindByMatchKey(e.ctx, "eid", "")
+		must(t, err)
+		equal(t, "FindByMatchKey of an empty hash (identities without one)", len(got), 0)
+
+		// An identity linked before match keys existed gets one on login.
+		must(t, accts.SetMatchKey(e.ctx, "eid", "card-4", "h-erika"))
+		got, err = accts.FindByMatchKey(e.ctx, "eid", "h-erika")
+		must(t, err)
+		noKey.MatchKey = "h-erika"
+		// Same LinkedAt: ordered by provider id, then subject.
+		equal(t, "FindByMatchKey after SetMatchKey", got, []store.LinkedIdentity{old, noKey, sim})
+		must(t, accts.SetMatchKey(e.ctx, "eid", "card-1", ""))
+		got, err = accts.FindByMatchKey(e.ctx, "eid", "h-erika")
+		must(t, err)
+		equal(t, "FindByMatchKey after clearing", got, []store.LinkedIdentity{noKey, sim})
+		ids, err := accts.Identities(e.ctx, a1.ID)
+		must(t, err)
+		equal(t, "cleared match key reads as empty", ids[0].MatchKey, "")
+		wantErr(t, accts.SetMatchKey(e.ctx, "eid", "card-unknown", "h"), store.ErrNotFound)
+	})
+
 	t.Run("DeleteCascades", func(t *testing.T) {
 		e := setup(t, open)
 		accts := e.st.Accounts()

@@ -69,11 +69,14 @@ func (r *accountRepo) Delete(ctx context.Context, id string) error {
 	return wrap(err, "delete account %q", id)
 }
 
-const identityCols = "account_id, provider_id, subject, kind, linked_at, last_used_at"
+const identityCols = "account_id, provider_id, subject, kind, linked_at, last_used_at, match_key"
+
+// identitySelect reads identityCols with a NULL match key as "".
+const identitySelect = "account_id, provider_id, subject, kind, linked_at, last_used_at, COALESCE(match_key, '')"
 
 func scanIdentity(r rowScanner, extra ...any) (*store.LinkedIdentity, error) {
 	var li store.LinkedIdentity
-	dest := []any{&li.AccountID, &li.ProviderID, &li.Subject, &li.Kind, timeCol{&li.LinkedAt}, timeCol{&li.LastUsedAt}}
+	dest := []any{&li.AccountID, &li.ProviderID, &li.Subject, &li.Kind, timeCol{&li.LinkedAt}, timeCol{&li.LastUsedAt}, &li.MatchKey}
 	if err := r.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
@@ -84,8 +87,8 @@ func scanIdentity(r rowScanner, extra ...any) (*store.LinkedIdentity, error) {
 func (r *accountRepo) Link(ctx context.Context, li store.LinkedIdentity) error {
 	li.LinkedAt = r.s.defaultTime(li.LinkedAt)
 	err := insert(ctx, r.s,
-		"INSERT INTO linked_identities ("+identityCols+") VALUES (?, ?, ?, ?, ?, ?)",
-		li.AccountID, li.ProviderID, li.Subject, li.Kind, micros(li.LinkedAt), micros(li.LastUsedAt))
+		"INSERT INTO linked_identities ("+identityCols+") VALUES (?, ?, ?, ?, ?, ?, ?)",
+		li.AccountID, li.ProviderID, li.Subject, li.Kind, micros(li.LinkedAt), micros(li.LastUsedAt), nullString(li.MatchKey))
 	return wrap(err, "link identity at %q to account %q", li.ProviderID, li.AccountID)
 }
 
@@ -106,7 +109,7 @@ func (r *accountRepo) FindByIdentity(ctx context.Context, providerID, subject st
 // Identities implements store.Accounts, oldest link first.
 func (r *accountRepo) Identities(ctx context.Context, accountID string) ([]store.LinkedIdentity, error) {
 	ids, err := getAll(ctx, r.s, scanIdentity,
-		"SELECT "+identityCols+" FROM linked_identities WHERE account_id = ? ORDER BY linked_at, provider_id, subject",
+		"SELECT "+identitySelect+" FROM linked_identities WHERE account_id = ? ORDER BY linked_at, provider_id, subject",
 		accountID)
 	return ids, wrap(err, "list identities of account %q", accountID)
 }
@@ -117,4 +120,31 @@ func (r *accountRepo) TouchIdentity(ctx context.Context, providerID, subject str
 		"UPDATE linked_identities SET last_used_at = ? WHERE provider_id = ? AND subject = ?",
 		micros(at), providerID, subject)
 	return wrap(err, "touch identity at %q", providerID)
+}
+
+// SetMatchKey implements store.Accounts.
+func (r *accountRepo) SetMatchKey(ctx context.Context, providerID, subject, matchKey string) error {
+	err := execOne(ctx, r.s,
+		"UPDATE linked_identities SET match_key = ? WHERE provider_id = ? AND subject = ?",
+		nullString(matchKey), providerID, subject)
+	return wrap(err, "set match key of identity at %q", providerID)
+}
+
+// FindByMatchKey implements store.Accounts.
+func (r *accountRepo) FindByMatchKey(ctx context.Context, kind, matchKey string) ([]store.LinkedIdentity, error) {
+	if matchKey == "" {
+		return nil, nil
+	}
+	ids, err := getAll(ctx, r.s, scanIdentity,
+		"SELECT "+identitySelect+" FROM linked_identities WHERE kind = ? AND match_key = ? ORDER BY linked_at, provider_id, subject",
+		kind, matchKey)
+	return ids, wrap(err, "find identities of kind %q by match key", kind)
+}
+
+// nullString stores "" as NULL.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
