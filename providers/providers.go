@@ -73,6 +73,12 @@ type Identity struct {
 	// listener (RFC 8705 x5t#S256), for certificate-bound access tokens;
 	// empty for every other login, the proxy header path included.
 	CertThumbprint string `json:"x5t_s256,omitempty"`
+	// MatchKey is a provider-computed value identifying the person across
+	// credentials of the same kind (eID: the normalised verified given
+	// names, family names and date of birth); empty when the provider has
+	// none. The broker only ever stores a keyed hash of it, and it never
+	// travels in a transaction, a session or a token (json "-").
+	MatchKey string `json:"-"`
 }
 
 // Evidence is the verification block of OpenID Connect for Identity

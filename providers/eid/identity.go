@@ -8,6 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/trustbroker/trustbroker/broker/loa"
 	"github.com/trustbroker/trustbroker/providers"
 )
@@ -163,7 +166,31 @@ func (p *Provider) identity(res *GetResultResponse, st *state, lang string) (*pr
 		AMR:      []string{"sc", "pin", "mfa"},
 		AuthTime: now,
 		Evidence: p.evidence(pd, level, now, st.Session),
+		MatchKey: MatchKey(pd),
 	}, nil
+}
+
+// MatchKey identifies the person across cards (a renewed card has a new
+// RestrictedID): the verified given names, family names and date of birth,
+// each in Unicode NFC, case-folded, with runs of white space collapsed to
+// one space, joined by NUL. Empty when any of them was not released: the
+// broker then offers no linking.
+func MatchKey(pd *PersonalData) string {
+	if pd == nil || pd.DateOfBirth == nil {
+		return ""
+	}
+	given, family, born := normalizeName(pd.GivenNames), normalizeName(pd.FamilyNames), Birthdate(*pd.DateOfBirth)
+	if given == "" || family == "" || born == "" {
+		return ""
+	}
+	return given + "\x00" + family + "\x00" + born
+}
+
+// normalizeName: NFC, full case folding (a Caser is stateful: one per
+// call), NFC again, white space collapsed.
+func normalizeName(s string) string {
+	folded := norm.NFC.String(cases.Fold().String(norm.NFC.String(s)))
+	return strings.Join(strings.Fields(folded), " ")
 }
 
 // evidence expresses the identification in OpenID Connect for Identity
