@@ -73,6 +73,9 @@ type LoginParams struct {
 	Lang string `json:"lang,omitempty"`
 	// BindingHash is the SHA-256 of the browser-binding cookie value.
 	BindingHash string `json:"binding_hash"`
+	// Link is the identity waiting at the link offer (link.go); nil
+	// otherwise.
+	Link *PendingLink `json:"link,omitempty"`
 }
 
 func (p LoginParams) has(prompt string) bool { return slices.Contains(p.Prompt, prompt) }
@@ -196,6 +199,7 @@ func (b *Broker) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /login/{tx}/certificate", b.handleCertificate)
 	mux.HandleFunc("GET /login/{tx}/consent", b.handleConsentPage)
 	mux.HandleFunc("POST /login/{tx}/consent", b.handleConsentAnswer)
+	mux.HandleFunc("POST /login/{tx}/link", b.handleLinkAnswer)
 }
 
 // StartRequest is what an adapter hands the broker to start a login.

@@ -34,6 +34,8 @@ type flowCtx struct {
 	// script cannot follow a redirect to a relying party on another
 	// origin).
 	resumeByNavigation bool
+	// matchHash is the keyed hash of the fresh identity's match key.
+	matchHash string
 }
 
 // load finds the transaction of the request and checks that this browser
@@ -105,7 +107,11 @@ func (b *Broker) handleLogin(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, loginPath(fc.tx.ID)+"/consent", http.StatusSeeOther)
 		return
 	}
-	if !fc.params.has("login") && !fc.params.has("select_account") {
+	if fc.tx.State == store.TxStateLink {
+		b.renderLinkOffer(w, r, fc)
+		return
+	}
+	if fc.params.Link == nil && !fc.params.has("login") && !fc.params.has("select_account") {
 		if s, id := b.ssoIdentity(r, fc.params); s != nil {
 			b.finish(w, r, fc, id, s)
 			return
@@ -147,13 +153,23 @@ type methodPage struct {
 	CancelAction string
 	MinLoA       string
 	Error        string
+	// Notice explains a restricted choice (the second login of a link).
+	Notice string
 }
 
 // methods lists the configured providers that fit the request, in
-// configuration order.
+// configuration order. For the second login of an accepted link offer they
+// are the providers linked to the matching accounts: that login only
+// identifies the account, the relying party gets the pending identity.
 func (b *Broker) methods(p LoginParams) []Provider {
 	var out []Provider
 	for _, prov := range b.o.Providers {
+		if p.Link != nil {
+			if p.Link.Accepted && slices.Contains(p.Link.Providers, prov.ID()) {
+				out = append(out, prov)
+			}
+			continue
+		}
 		if slices.Contains(p.Kinds, prov.Kind()) && prov.MaxLoA().Satisfies(p.MinLoA) {
 			out = append(out, prov)
 		}
@@ -167,6 +183,9 @@ func (b *Broker) renderMethods(w http.ResponseWriter, r *http.Request, fc *flowC
 		RPName: rp.Name.Get(fc.lang), CSRF: b.o.CSRF.Token(fc.csrfBinding()),
 		Action: loginPath(fc.tx.ID), CancelAction: loginPath(fc.tx.ID) + "/cancel",
 		MinLoA: fc.params.MinLoA.String(), Error: errText,
+	}
+	if fc.params.Link != nil {
+		page.Notice = b.text(fc.lang, "link_offer.choose")
 	}
 	for _, p := range b.methods(fc.params) {
 		page.Methods = append(page.Methods, methodView{ID: p.ID(), Name: p.Name.Get(fc.lang), Kind: p.Kind()})
@@ -303,7 +322,7 @@ func (b *Broker) Pending(ctx context.Context, providerID, txID string) (provider
 // credential alone, and the login needs no more than low.
 func (b *Broker) selfRegistration(fc *flowCtx) bool {
 	rp := b.o.RelyingParties[fc.tx.RPID]
-	return rp != nil && rp.SelfRegistration && loa.Low.Satisfies(fc.params.MinLoA)
+	return rp != nil && rp.SelfRegistration && loa.Low.Satisfies(fc.params.MinLoA) && fc.params.Link == nil
 }
 
 // loadChosen loads the transaction of the request and its chosen provider,
@@ -467,6 +486,11 @@ func (b *Broker) identified(w http.ResponseWriter, r *http.Request, fc *flowCtx,
 	}
 	b.audit(r.Context(), "browser", "login.provider", fc.tx.ID, store.OutcomeSuccess, prov.ID(),
 		map[string]any{"loa": id.LoA.String(), "amr": id.AMR})
+	if fc.params.Link != nil {
+		b.completeLink(w, r, fc, id)
+		return
+	}
+	fc.matchHash = b.matchHash(id)
 	b.finish(w, r, fc, id, nil)
 }
 
@@ -483,12 +507,25 @@ func (b *Broker) finish(w http.ResponseWriter, r *http.Request, fc *flowCtx, id 
 	if sso != nil {
 		accountID = sso.AccountID
 	} else {
-		var err error
-		if accountID, err = b.linkAccount(ctx, id); err != nil {
+		offered, err := b.offerLink(w, r, fc, id)
+		if err != nil {
+			b.internalError(w, r, fc.lang, "link offer", err)
+			return
+		}
+		if offered {
+			return
+		}
+		if accountID, err = b.linkAccount(ctx, id, fc.matchHash); err != nil {
 			b.internalError(w, r, fc.lang, "link account", err)
 			return
 		}
 	}
+	b.decide(w, r, fc, id, accountID, sso)
+}
+
+// decide asks the policy and the consent step for the account's login.
+func (b *Broker) decide(w http.ResponseWriter, r *http.Request, fc *flowCtx, id *providers.Identity, accountID string, sso *store.Session) {
+	ctx := r.Context()
 	rp := b.o.RelyingParties[fc.tx.RPID]
 	pc := b.PolicyContext(r, id.LoA, id.Kind, id.AMR)
 	dec, err := b.o.Policy.Decide(ctx, policy.Request{
@@ -540,15 +577,23 @@ func (b *Broker) stepUp(w http.ResponseWriter, r *http.Request, fc *flowCtx, id 
 	http.Redirect(w, r, loginPath(fc.tx.ID), http.StatusSeeOther)
 }
 
-// linkAccount finds the account of an identity, creating it on first login.
+// linkAccount finds the account of an identity, creating it on first login,
+// and keeps its match key hash (matchHash, may be empty) up to date.
 // Two first logins racing both end on the same account.
-func (b *Broker) linkAccount(ctx context.Context, id *providers.Identity) (string, error) {
+func (b *Broker) linkAccount(ctx context.Context, id *providers.Identity, matchHash string) (string, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		var accountID string
 		err := b.o.Store.InTx(ctx, func(tx store.Store) error {
 			a, err := tx.Accounts().FindByIdentity(ctx, id.ProviderID, id.Subject)
 			if err == nil {
 				accountID = a.ID
+				if matchHash != "" {
+					// Identities linked before match keys existed, or
+					// whose data changed, get the current hash.
+					if err := tx.Accounts().SetMatchKey(ctx, id.ProviderID, id.Subject, matchHash); err != nil {
+						return err
+					}
+				}
 				return tx.Accounts().TouchIdentity(ctx, id.ProviderID, id.Subject, b.o.Now())
 			}
 			if !errors.Is(err, store.ErrNotFound) {
@@ -565,6 +610,7 @@ func (b *Broker) linkAccount(ctx context.Context, id *providers.Identity) (strin
 			accountID = newID
 			return tx.Accounts().Link(ctx, store.LinkedIdentity{
 				AccountID: newID, ProviderID: id.ProviderID, Subject: id.Subject, Kind: id.Kind, LinkedAt: now, LastUsedAt: now,
+				MatchKey: matchHash,
 			})
 		})
 		if errors.Is(err, store.ErrConflict) {

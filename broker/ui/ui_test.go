@@ -47,8 +47,9 @@ func TestCataloguesMatch(t *testing.T) {
 var sample = map[string]any{
 	"method": map[string]any{
 		"RPName": "Shop <b>", "CSRF": "tok", "Action": "/login/x", "CancelAction": "/login/x/cancel", "MinLoA": "high", "Error": "",
-		"Methods": []map[string]string{{"ID": "eid", "Name": "Online-Ausweis", "Kind": "eid"}},
+		"Methods": []map[string]string{{"ID": "eid", "Name": "Online-Ausweis", "Kind": "eid"}}, "Notice": "n <b>",
 	},
+	"link_offer":  map[string]any{"RPName": "Shop <b>", "Provider": "Online-Ausweis <b>", "CSRF": "tok", "Action": "/login/x/link", "Error": "e <b>"},
 	"error":       map[string]any{"Message": "msg", "RequestID": "rid"},
 	"ceremony":    map[string]any{"Kind": "webauthn", "Name": "Passkey", "CSRF": "t", "OptionsURL": "/o", "FinishURL": "/f"},
 	"demo_home":   map[string]any{"CSRF": "t"},
