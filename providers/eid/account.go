@@ -20,10 +20,12 @@ import (
 // Card renewal gives a new RestrictedID: the pseudonym is specific to the
 // card as well as to the sector. An account therefore holds several eID
 // pseudonyms, and the signed-in owner adds the new card at
-// /account/{id}/. A first login with an unknown pseudonym creates an
-// account of its own even when name and date of birth match another one:
-// the broker never merges silently. Adding the card here, signed in with
-// another credential of the account, is the explicit step; a pseudonym
+// /account/{id}/. A first login with an unknown pseudonym never joins
+// another account silently: when its name and date of birth match one
+// (Identity.MatchKey), the broker offers linking after a login with
+// another credential of that account (broker/link.go), otherwise it gets
+// an account of its own. Adding the card here, signed in with another
+// credential of the account, is the other explicit step; a pseudonym
 // that so far has an account of its own (and nothing else) moves over,
 // one that belongs to an account with other credentials is refused.
 
