@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ory/fosite"
@@ -26,6 +28,8 @@ type accessTokens struct {
 	keys   *keys.Manager
 	issuer string
 	now    func() time.Time
+	// hdr caches the encoded JOSE header of the active ES256 key.
+	hdr atomic.Pointer[encodedHeader]
 }
 
 var _ oauth2.AccessTokenStrategy = (*accessTokens)(nil)
@@ -85,11 +89,28 @@ func (a *accessTokens) generateJWT(ctx context.Context, req fosite.Requester, c 
 	if err != nil {
 		return "", "", err
 	}
-	raw, err := signCompact(sg, map[string]any{"alg": sg.Alg, "kid": sg.KID, "typ": "at+jwt"}, &claims)
+	raw, err := signEncoded(sg, a.header(sg), &claims)
 	if err != nil {
 		return "", "", fmt.Errorf("oidc: sign: %w", err)
 	}
 	return raw, signaturePart(raw), nil
+}
+
+// encodedHeader is the base64url JOSE header of the access tokens one key
+// signs.
+type encodedHeader struct{ kid, alg, b64 string }
+
+// header returns the encoded header {"alg","kid","typ":"at+jwt"} of sg,
+// built once per key (it changes only on rotation): the same bytes
+// json.Marshal gives for the map, without marshalling it per token.
+func (a *accessTokens) header(sg *keys.Signer) string {
+	if h := a.hdr.Load(); h != nil && h.kid == sg.KID && h.alg == sg.Alg {
+		return h.b64
+	}
+	hb, _ := json.Marshal(map[string]any{"alg": sg.Alg, "kid": sg.KID, "typ": "at+jwt"}) // strings only: cannot fail
+	h := &encodedHeader{kid: sg.KID, alg: sg.Alg, b64: base64.RawURLEncoding.EncodeToString(hb)}
+	a.hdr.Store(h)
+	return h.b64
 }
 
 // atClaims are the claims of a JWT access token (RFC 9068 §2.2), encoded

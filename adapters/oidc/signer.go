@@ -74,13 +74,19 @@ func signCompact(sg *keys.Signer, header map[string]any, claims any) (string, er
 	if err != nil {
 		return "", err
 	}
+	return signEncoded(sg, base64.RawURLEncoding.EncodeToString(hb), claims)
+}
+
+// signEncoded is signCompact with the header already in base64url (a
+// header that is the same for every token of a key is encoded once).
+func signEncoded(sg *keys.Signer, header string, claims any) (string, error) {
 	cb, err := json.Marshal(claims)
 	if err != nil {
 		return "", err
 	}
 	enc := base64.RawURLEncoding
-	buf := make([]byte, 0, enc.EncodedLen(len(hb))+enc.EncodedLen(len(cb))+2+enc.EncodedLen(512))
-	buf = enc.AppendEncode(buf, hb)
+	buf := make([]byte, 0, len(header)+1+enc.EncodedLen(len(cb)))
+	buf = append(buf, header...)
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, cb)
 	digest := sha256.Sum256(buf)
@@ -101,9 +107,23 @@ func signCompact(sg *keys.Signer, header map[string]any, claims any) (string, er
 	default:
 		return "", fmt.Errorf("unsupported algorithm %q", sg.Alg)
 	}
-	buf = append(buf, '.')
-	buf = enc.AppendEncode(buf, sig)
-	return string(buf), nil
+	// The token is built at its final size (the signing input is not
+	// grown and copied again); a signature of up to 4096 bits is encoded
+	// on the stack, a longer one (RSA keys go up to 8192 bits) on the heap.
+	var sb [684]byte
+	es := sb[:0]
+	if n := enc.EncodedLen(len(sig)); n <= len(sb) {
+		es = sb[:n]
+	} else {
+		es = make([]byte, n)
+	}
+	enc.Encode(es, sig)
+	var out strings.Builder
+	out.Grow(len(buf) + 1 + len(es))
+	out.Write(buf)
+	out.WriteByte('.')
+	out.Write(es)
+	return out.String(), nil
 }
 
 // ecdsaRaw converts an ASN.1 ECDSA signature to the fixed-size r || s.

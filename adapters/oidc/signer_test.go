@@ -6,7 +6,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 
@@ -105,5 +107,46 @@ func TestECDSARaw(t *testing.T) {
 		if _, err := ecdsaRaw(bad, 32); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestAccessTokenHeader: the cached header is the bytes json.Marshal gives
+// for the header map, and follows the key on rotation.
+func TestAccessTokenHeader(t *testing.T) {
+	a := &accessTokens{}
+	for _, kid := range []string{"kid-1", "kid-1", "kid-2", "kid-1"} {
+		sg := &keys.Signer{KID: kid, Alg: keys.ES256}
+		want, _ := json.Marshal(map[string]any{"alg": keys.ES256, "kid": kid, "typ": "at+jwt"})
+		if got := a.header(sg); got != base64.RawURLEncoding.EncodeToString(want) {
+			t.Fatalf("header of %s = %s, want %s", kid, got, want)
+		}
+	}
+}
+
+// bigSigner returns a fixed "signature" of the size an 8192-bit RSA key
+// gives (the largest keys.rsa_bits allows).
+type bigSigner struct{ crypto.Signer }
+
+func (bigSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	sig := make([]byte, 1024)
+	for i := range sig {
+		sig[i] = byte(i)
+	}
+	return sig, nil
+}
+
+// TestSignCompactLongSignature: a signature too long for the stack buffer
+// of signEncoded is encoded whole.
+func TestSignCompactLongSignature(t *testing.T) {
+	raw, err := signCompact(&keys.Signer{KID: "k", Alg: keys.RS256, Key: bigSigner{}}, map[string]any{"alg": keys.RS256}, claimsOf("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(signaturePart(raw))
+	if err != nil || len(sig) != 1024 || sig[1023] != byte(1023%256) {
+		t.Fatalf("signature of %d bytes (%v)", len(sig), err)
+	}
+	if strings.Count(raw, ".") != 2 {
+		t.Fatalf("not a compact JWS: %s", raw)
 	}
 }
