@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/ory/fosite"
@@ -56,4 +57,38 @@ func (s *Session) Clone() fosite.Session {
 		}
 	}
 	return &c
+}
+
+// MarshalJSON is the default encoding, except that a session without ID
+// token claims and headers (a client_credentials session) leaves them out
+// instead of writing every claim's zero value: a third of the row fewer
+// to write, and four time values fewer to parse on each introspection.
+// Decoding into a fresh session (newSession) gives the same session either
+// way: what is left out is exactly what newSession holds.
+func (s *Session) MarshalJSON() ([]byte, error) {
+	type plain Session // the default encoding, without this method
+	if s.DefaultSession == nil || !emptyIDToken(s.DefaultSession) {
+		return json.Marshal((*plain)(s))
+	}
+	return json.Marshal(struct {
+		*plain
+		// Shadow the DefaultSession fields of the same JSON names.
+		IDTokenClaims *jwt.IDTokenClaims `json:"id_token_claims,omitempty"`
+		Headers       *jwt.Headers       `json:"headers,omitempty"`
+	}{plain: (*plain)(s)})
+}
+
+// emptyIDToken reports whether the ID token claims and headers are what
+// newSession holds: every claim its zero value (times the zero instant in
+// UTC, lists nil), no extra claim, no extra header.
+func emptyIDToken(ds *openid.DefaultSession) bool {
+	c, h := ds.Claims, ds.Headers
+	if c == nil || h == nil || len(h.Extra) != 0 || len(c.Extra) != 0 || c.Extra == nil || h.Extra == nil {
+		return false
+	}
+	zeroTime := func(t time.Time) bool { return t.IsZero() && t.Location() == time.UTC }
+	return c.JTI == "" && c.Issuer == "" && c.Subject == "" && c.Audience == nil && c.Nonce == "" &&
+		zeroTime(c.ExpiresAt) && zeroTime(c.IssuedAt) && zeroTime(c.RequestedAt) && zeroTime(c.AuthTime) &&
+		c.AccessTokenHash == "" && c.AuthenticationContextClassReference == "" &&
+		c.AuthenticationMethodsReferences == nil && c.CodeHash == ""
 }

@@ -66,15 +66,17 @@ func (s *storage) SetClientAssertionJWT(ctx context.Context, jti string, exp tim
 
 // storedRequest is the serialisable part of a fosite request.
 type storedRequest struct {
-	ID                string          `json:"id"`
-	RequestedAt       time.Time       `json:"requested_at"`
-	ClientID          string          `json:"client_id"`
-	RequestedScope    []string        `json:"requested_scope"`
-	GrantedScope      []string        `json:"granted_scope"`
-	Form              url.Values      `json:"form"`
-	RequestedAudience []string        `json:"requested_audience"`
-	GrantedAudience   []string        `json:"granted_audience"`
-	Session           json.RawMessage `json:"session"`
+	ID                string     `json:"id"`
+	RequestedAt       time.Time  `json:"requested_at"`
+	ClientID          string     `json:"client_id"`
+	RequestedScope    []string   `json:"requested_scope"`
+	GrantedScope      []string   `json:"granted_scope"`
+	Form              url.Values `json:"form"`
+	RequestedAudience []string   `json:"requested_audience"`
+	GrantedAudience   []string   `json:"granted_audience"`
+	// Session is encoded and decoded in place, in the one pass over the
+	// row (get sets it to the session to fill before decoding).
+	Session any `json:"session"`
 	// Authorize request fields, for pushed authorization requests.
 	ResponseTypes []string `json:"response_types,omitempty"`
 	RedirectURI   string   `json:"redirect_uri,omitempty"`
@@ -83,14 +85,10 @@ type storedRequest struct {
 }
 
 func (s *storage) create(ctx context.Context, kind, signature string, req fosite.Requester, tt fosite.TokenType) error {
-	sess, err := json.Marshal(req.GetSession())
-	if err != nil {
-		return fmt.Errorf("oidc: encode session: %w", err)
-	}
 	sr := storedRequest{
 		ID: req.GetID(), RequestedAt: req.GetRequestedAt(), ClientID: req.GetClient().GetID(),
 		RequestedScope: req.GetRequestedScopes(), GrantedScope: req.GetGrantedScopes(), Form: req.GetRequestForm(),
-		RequestedAudience: req.GetRequestedAudience(), GrantedAudience: req.GetGrantedAudience(), Session: sess,
+		RequestedAudience: req.GetRequestedAudience(), GrantedAudience: req.GetGrantedAudience(), Session: req.GetSession(),
 	}
 	if ar, ok := req.(fosite.AuthorizeRequester); ok {
 		sr.ResponseTypes, sr.State, sr.ResponseMode = ar.GetResponseTypes(), ar.GetState(), string(ar.GetResponseMode())
@@ -130,19 +128,18 @@ func (s *storage) get(ctx context.Context, kind, signature string, sess fosite.S
 	if err != nil {
 		return nil, err
 	}
-	var sr storedRequest
+	if sess == nil {
+		sess = newSession()
+	}
+	// One pass over the row: the session is decoded in place (into the
+	// pointer sess holds) rather than kept raw and decoded again.
+	sr := storedRequest{Session: sess}
 	if err := json.Unmarshal(row.Data, &sr); err != nil {
 		return nil, fmt.Errorf("oidc: decode request: %w", err)
 	}
 	client, err := s.GetClient(ctx, sr.ClientID)
 	if err != nil {
 		return nil, fosite.ErrNotFound // the client was removed from the configuration
-	}
-	if sess == nil {
-		sess = newSession()
-	}
-	if err := json.Unmarshal(sr.Session, sess); err != nil {
-		return nil, fmt.Errorf("oidc: decode session: %w", err)
 	}
 	ar := fosite.NewAuthorizeRequest()
 	ar.ID, ar.RequestedAt, ar.Client, ar.Session = sr.ID, sr.RequestedAt, client, sess
