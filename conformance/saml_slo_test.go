@@ -317,5 +317,121 @@ func TestSAMLSingleLogout(t *testing.T) {
 				t.Error("inline script")
 			}
 		})
+
+		// A LogoutRequest POSTed cross-site carries no SameSite=Lax session
+		// cookie: the signed request's SessionIndex names the session,
+		// which ends when the issuer took part in it and the NameID is the
+		// issuer's; nothing else ends.
+		t.Run("HTTP-POST without the session cookie", func(t *testing.T) {
+			loggedIn := func(br *harness.Browser, sp *crewsaml.ServiceProvider) bool {
+				t.Helper()
+				req := newRequest(t, sp, crewsaml.HTTPRedirectBinding, nil)
+				u, _ := url.Parse(redirectURL(t, sp, req))
+				p := br.Get(b.URL + saml.PathSSO + "?" + u.RawQuery)
+				// Without a session the method page comes, not the
+				// Response (the SSO answer ends at a /login/ URL too).
+				return samlResponseRE.MatchString(p.Body)
+			}
+			post := func(sp *crewsaml.ServiceProvider, nameID, index string) *harness.Page {
+				t.Helper()
+				form, err := sp.MakePostLogoutRequest(nameID, "relay-nocookie", crewsaml.WithSessionIndex(index))
+				if err != nil {
+					t.Fatal(err)
+				}
+				m := samlFormRE.FindSubmatch(form)
+				if m == nil {
+					t.Fatalf("no SAMLRequest in %s", form)
+				}
+				// A browser without the broker's cookie, as after a
+				// cross-site POST.
+				cross := harness.NewBrowser(t).StopAt("http://localhost/rp/")
+				return cross.Post(b.URL+saml.PathSLO, url.Values{"SAMLRequest": {html.UnescapeString(string(m[2]))}, "RelayState": {"relay-nocookie"}})
+			}
+			br1 := harness.NewBrowser(t).StopAt("http://localhost/rp/")
+			a1, b1 := login(br1)
+			br2 := harness.NewBrowser(t).StopAt("http://localhost/rp/")
+			a2, _ := login(br2)
+			// br3 used only B: A took no part in that session.
+			br3 := harness.NewBrowser(t).StopAt("http://localhost/rp/")
+			reqB := newRequest(t, sps.b, crewsaml.HTTPRedirectBinding, nil)
+			b3, err := acsParse(t, sps.b, send(t, b, br3, sps.b, crewsaml.HTTPRedirectBinding, reqB), reqB.ID)
+			if err != nil {
+				t.Fatal(samlErr(err))
+			}
+			idx := func(a *crewsaml.Assertion) string { return a.AuthnStatements[0].SessionIndex }
+			if idx(a1) == idx(a2) || idx(a1) != idx(b1) {
+				t.Fatalf("SessionIndexes: A1 %s A2 %s B1 %s", idx(a1), idx(a2), idx(b1))
+			}
+			for len(tokens) > 0 {
+				<-tokens
+			}
+			sps.mu.Lock()
+			nB := len(sps.requests["/b/slo"])
+			nA := len(sps.responses["/a/slo"])
+			sps.mu.Unlock()
+
+			unsigned := *sps.a
+			unsigned.SignatureMethod = ""
+			if p := post(&unsigned, a1.Subject.NameID.Value, idx(a1)); p.Status != http.StatusBadRequest {
+				t.Errorf("unsigned LogoutRequest: %d %s", p.Status, p.URL)
+			}
+			forged := signingSP(t, sps.a.EntityID, "http://localhost/a/acs")
+			forged.IDPMetadata = sps.a.IDPMetadata
+			if p := post(forged, a1.Subject.NameID.Value, idx(a1)); p.Status != http.StatusBadRequest {
+				t.Errorf("LogoutRequest signed by another key: %d %s", p.Status, p.URL)
+			}
+			// A's NameID of this account, but the SessionIndex of a
+			// session A took no part in.
+			post(sps.a, a1.Subject.NameID.Value, idx(b3))
+			// The right SessionIndex with a NameID that is not A's:
+			// another value, and B's transient NameID of the session.
+			post(sps.a, "someone-else", idx(a1))
+			post(sps.a, b1.Subject.NameID.Value, idx(a1))
+			// A SessionIndex the broker did not issue.
+			post(sps.a, a1.Subject.NameID.Value, "_"+strings.Repeat("A", 80))
+			if l1, l2, l3 := loggedIn(br1, sps.a), loggedIn(br2, sps.a), loggedIn(br3, sps.b); !l1 || !l2 || !l3 {
+				t.Fatalf("a refused LogoutRequest ended a session: %v %v %v", l1, l2, l3)
+			}
+			select {
+			case <-tokens:
+				t.Error("back-channel logout for a refused LogoutRequest")
+			default:
+			}
+			sps.mu.Lock()
+			if n := len(sps.requests["/b/slo"]); n != nB {
+				t.Errorf("a refused LogoutRequest reached B: %d LogoutRequests", n-nB)
+			}
+			nA = len(sps.responses["/a/slo"])
+			sps.mu.Unlock()
+
+			page := post(sps.a, a1.Subject.NameID.Value, idx(a1))
+			if page.URL.Path != "/a/slo" {
+				t.Fatalf("logout ended at %d %s\n%s", page.Status, page.URL, page.Body)
+			}
+			sps.mu.Lock()
+			reqsB, respsA, errs := sps.requests["/b/slo"][nB:], sps.responses["/a/slo"][nA:], sps.errs
+			sps.mu.Unlock()
+			if len(errs) > 0 {
+				t.Fatalf("SP errors: %v", errs)
+			}
+			if len(reqsB) != 1 || reqsB[0].NameID == nil || reqsB[0].NameID.Value != b1.Subject.NameID.Value ||
+				reqsB[0].SessionIndex == nil || reqsB[0].SessionIndex.Value != idx(b1) {
+				t.Errorf("B's LogoutRequest: %+v", reqsB)
+			}
+			if len(respsA) != 1 || respsA[0].Status.StatusCode.Value != crewsaml.StatusSuccess || respsA[0].Status.StatusCode.StatusCode != nil {
+				t.Errorf("A's LogoutResponse: %+v", respsA)
+			}
+			select {
+			case <-tokens:
+			case <-time.After(15 * time.Second):
+				t.Error("no back-channel logout token for the OIDC client")
+			}
+			if loggedIn(br1, sps.a) {
+				t.Error("the session the LogoutRequest named is still alive")
+			}
+			if !loggedIn(br2, sps.a) || !loggedIn(br3, sps.b) {
+				t.Error("another session of the account ended")
+			}
+		})
 	})
 }

@@ -62,7 +62,7 @@ func testIdP(t testing.TB) *crewsaml.IdentityProvider {
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	p, err := New(Options{RelyingParties: []*config.RelyingParty{{ID: "sp", Protocol: Protocol,
+	p, err := New(Options{SessionKey: testSessionKey, RelyingParties: []*config.RelyingParty{{ID: "sp", Protocol: Protocol,
 		SAML: &config.SAML{EntityID: "https://sp.example/saml", ACSURLs: []string{"https://sp.example/acs"}}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func FuzzLogoutRequest(f *testing.F) {
 	if err := os.WriteFile(mdFile, raw, 0o600); err != nil {
 		f.Fatal(err)
 	}
-	p, err := New(Options{RelyingParties: []*config.RelyingParty{{ID: "sp", Protocol: Protocol,
+	p, err := New(Options{SessionKey: testSessionKey, RelyingParties: []*config.RelyingParty{{ID: "sp", Protocol: Protocol,
 		SAML: &config.SAML{EntityID: sp.EntityID, MetadataFile: mdFile, NameIDFormats: []string{config.NameIDPersistent}}}}})
 	if err != nil {
 		f.Fatal(err)

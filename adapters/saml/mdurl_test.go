@@ -137,7 +137,7 @@ func TestMetadataURL(t *testing.T) {
 	clock := func() time.Time { return now }
 	srv.set(http.StatusOK, signer.metadata(t, "https://remote.example/acs1", now.Add(2*time.Hour), 5*time.Minute))
 
-	p, err := New(Options{Now: clock, RelyingParties: []*config.RelyingParty{{ID: "remote", Protocol: Protocol, SAML: &config.SAML{
+	p, err := New(Options{SessionKey: testSessionKey, Now: clock, RelyingParties: []*config.RelyingParty{{ID: "remote", Protocol: Protocol, SAML: &config.SAML{
 		EntityID: remoteEntity, MetadataURL: srv.URL + "/md", MetadataCertFile: signer.certFile(t), MetadataRefresh: time.Hour,
 		NameIDFormats: []string{config.NameIDPersistent}, RequireSignedRequests: true}}}})
 	if err != nil {
@@ -224,7 +224,7 @@ func TestMetadataURLWatch(t *testing.T) {
 	signer := newMDSigner(t, "sp-key.pem")
 	srv := newMDServer(t)
 	srv.set(http.StatusOK, signer.metadata(t, "https://remote.example/acs1", time.Time{}, 100*time.Millisecond))
-	p, err := New(Options{RelyingParties: []*config.RelyingParty{{ID: "remote", Protocol: Protocol, SAML: &config.SAML{
+	p, err := New(Options{SessionKey: testSessionKey, RelyingParties: []*config.RelyingParty{{ID: "remote", Protocol: Protocol, SAML: &config.SAML{
 		EntityID: remoteEntity, MetadataURL: srv.URL, MetadataCertFile: signer.certFile(t), MetadataRefresh: time.Hour,
 		NameIDFormats: []string{config.NameIDPersistent}}}}})
 	if err != nil {
@@ -258,7 +258,7 @@ func TestMetadataURLFirstFetchFails(t *testing.T) {
 	signer := newMDSigner(t, "sp-key.pem")
 	srv := newMDServer(t)
 	srv.set(http.StatusNotFound, nil)
-	p, err := New(Options{RelyingParties: []*config.RelyingParty{{ID: "remote", Protocol: Protocol, SAML: &config.SAML{
+	p, err := New(Options{SessionKey: testSessionKey, RelyingParties: []*config.RelyingParty{{ID: "remote", Protocol: Protocol, SAML: &config.SAML{
 		EntityID: remoteEntity, MetadataURL: srv.URL, MetadataCertFile: signer.certFile(t),
 		NameIDFormats: []string{config.NameIDPersistent}}}}})
 	if err != nil {

@@ -13,8 +13,9 @@
 // The signing certificate is a self-signed X.509 certificate over the
 // broker's active RS256 key, derived on demand (deterministic validity,
 // serial from the key id), not a certificate kept in the store; the next
-// RS256 key is announced in the metadata before it signs (announced). Single logout is in slo.go;
-// metadata URLs and IdP-initiated login are later work.
+// RS256 key is announced in the metadata before it signs (announced).
+// Single logout is in slo.go, metadata URLs in mdurl.go, IdP-initiated
+// login in idpinit.go, the SessionIndex in sessionindex.go.
 package saml
 
 import (
@@ -79,12 +80,18 @@ type Options struct {
 	// OnLogout, optional, hears of sessions a SAML logout ended (the OIDC
 	// back-channel logout of the session's relying parties).
 	OnLogout func(*store.Session)
+	// SessionKey (32 bytes or more, secret, the same in every replica and
+	// across restarts) seals the session's store key into the SessionIndex
+	// (sessionindex.go), so that a signed LogoutRequest that arrives
+	// without the session cookie still names its session.
+	SessionKey []byte
 }
 
 // IdP is the SAML Identity Provider.
 type IdP struct {
 	o   Options
 	sps map[string]*serviceProvider // by entity id
+	ix  sessionIndexer
 
 	mu    sync.Mutex
 	certs map[string]*x509.Certificate // by key id
@@ -126,7 +133,11 @@ func New(o Options) (*IdP, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &IdP{o: o, sps: map[string]*serviceProvider{}, certs: map[string]*x509.Certificate{}}
+	ix, err := newSessionIndexer(o.SessionKey)
+	if err != nil {
+		return nil, err
+	}
+	p := &IdP{o: o, sps: map[string]*serviceProvider{}, certs: map[string]*x509.Certificate{}, ix: ix}
 	for _, rp := range o.RelyingParties {
 		if rp.Protocol != Protocol || rp.SAML == nil {
 			continue
@@ -247,6 +258,7 @@ func (p *IdP) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathSSO, p.handleSSO)
 	mux.HandleFunc("GET "+PathSLO, p.handleSLO)
 	mux.HandleFunc("POST "+PathSLO, p.handleSLO)
+	mux.HandleFunc("GET "+PathIDPInitiated, p.handleIDPInitiated)
 }
 
 // CrossOriginBypass are the patterns service providers post to across sites.
@@ -529,6 +541,10 @@ type storedRequest struct {
 	Method   string `json:"method"`
 	RawQuery string `json:"query,omitempty"`
 	Form     string `json:"form,omitempty"`
+	// IdP-initiated login (Method methodIDPInitiated): the SP's entity
+	// id and the RelayState checked when it started (idpinit.go).
+	SP         string `json:"sp,omitempty"`
+	RelayState string `json:"relay_state,omitempty"`
 }
 
 // GetSession implements crewjam's SessionProvider; the adapter runs the
@@ -774,9 +790,15 @@ func flowStatus(ferr *broker.FlowError) *crewsaml.StatusError {
 // (IssueInstant freshness); the assertion is dated now.
 func (p *IdP) Resume(w http.ResponseWriter, r *http.Request, tx *store.Transaction, res *broker.Result, ferr *broker.FlowError) {
 	web.NoStore(w)
-	idp, req, err := p.replay(r.Context(), tx)
+	idp, req, err := p.replay(r, tx)
 	if err != nil {
 		p.onError(w, r, http.StatusBadRequest, err)
+		return
+	}
+	if ferr != nil && req.Request.ID == "" {
+		// IdP-initiated: the SP asked for nothing, so the refusal is
+		// shown here rather than sent to it.
+		p.refusePage(w, r, http.StatusForbidden, "error.denied", fmt.Errorf("idp-initiated login to %s: %s", req.ServiceProviderMetadata.EntityID, ferr.Code))
 		return
 	}
 	if ferr != nil {
@@ -813,7 +835,7 @@ func (p *IdP) Resume(w http.ResponseWriter, r *http.Request, tx *store.Transacti
 	}
 }
 
-func (p *IdP) replay(ctx context.Context, tx *store.Transaction) (*crewsaml.IdentityProvider, *crewsaml.IdpAuthnRequest, error) {
+func (p *IdP) replay(r *http.Request, tx *store.Transaction) (*crewsaml.IdentityProvider, *crewsaml.IdpAuthnRequest, error) {
 	var sr storedRequest
 	if err := json.Unmarshal(tx.Request, &sr); err != nil {
 		return nil, nil, err
@@ -822,7 +844,14 @@ func (p *IdP) replay(ctx context.Context, tx *store.Transaction) (*crewsaml.Iden
 	if err != nil {
 		return nil, nil, err
 	}
-	req, err := parseStored(ctx, idp, sr, tx.CreatedAt)
+	if sr.Method == methodIDPInitiated {
+		req, err := p.idpInitiatedRequest(r, idp, sr.SP, sr.RelayState)
+		if err != nil {
+			return nil, nil, err
+		}
+		return idp, req, nil
+	}
+	req, err := parseStored(r.Context(), idp, sr, tx.CreatedAt)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -872,7 +901,7 @@ func (p *IdP) session(sp *serviceProvider, req *crewsaml.IdpAuthnRequest, res *b
 	s := &crewsaml.Session{
 		ID:         res.SessionID,
 		CreateTime: res.AuthTime,
-		Index:      sessionIndex(res.SessionID),
+		Index:      p.ix.index(res.SessionID),
 	}
 	format, se := sp.nameIDFormat(req.Request.NameIDPolicy)
 	if se != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"html/template"
@@ -25,9 +26,18 @@ import (
 // NameID and SessionIndex are derived again from the session, so nothing
 // beyond the session is stored: the persistent NameID is the pairwise
 // subject, the transient one a hash of the session and the SP, the email
-// one the email the session proved, and the SessionIndex a hash of the
-// session. The LogoutRequests the IdP sends carry the SP's first
-// registered NameID format.
+// one the email the session proved, and the SessionIndex the session's
+// store key sealed with a key of the IdP (sessionindex.go). The
+// LogoutRequests the IdP sends carry the SP's first registered NameID
+// format.
+//
+// A LogoutRequest over HTTP-POST comes cross-site, so the browser sends
+// no SameSite=Lax session cookie with it. The session is then the one its
+// SessionIndex names, and it ends only when the request's issuer is one of
+// the session's SPs and the request's NameID is the one that SP was
+// issued (cookieless below). crewjam's Validate accepts no LogoutRequest
+// without a valid signature of the issuing SP, so only a signed request
+// ends a session this way.
 
 // PathSLO is the SingleLogoutService (HTTP-Redirect and HTTP-POST).
 const PathSLO = "/saml/slo"
@@ -71,12 +81,118 @@ func (p *IdP) handleSLO(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBytes)
-	idp.ServeSLO(w, r)
+	idp.ServeSLO(w, p.withNamedSessions(idp, r))
+}
+
+// namedSessionsKey is the context key of the sessions a LogoutRequest's
+// SessionIndexes name (namedSessions).
+type namedSessionsKey struct{}
+
+// namedSessions are the live sessions the SessionIndexes of a LogoutRequest
+// name, and the request's issuer as it arrived. They are read before
+// crewjam validates the request and serve only as candidates: a session
+// ends only when the validated (signed) request matches it (cookieless).
+type namedSessions struct {
+	issuer   string
+	sessions []*store.Session
+}
+
+// maxSessionIndexes bounds the SessionIndexes of a LogoutRequest looked up.
+const maxSessionIndexes = 8
+
+// withNamedSessions adds the sessions a LogoutRequest's SessionIndexes
+// name to r's context.
+func (p *IdP) withNamedSessions(idp *crewsaml.IdentityProvider, r *http.Request) *http.Request {
+	if r.Method == http.MethodPost && r.ParseForm() != nil {
+		return r
+	}
+	if r.Method == http.MethodGet && r.URL.Query().Get("SAMLRequest") == "" || r.Method == http.MethodPost && r.PostForm.Get("SAMLRequest") == "" {
+		return r
+	}
+	issuer, ids := p.namedSessionIDs(idp, r)
+	if len(ids) == 0 {
+		return r
+	}
+	ns := &namedSessions{issuer: issuer}
+	now := p.o.Now()
+	for _, id := range ids {
+		s, err := p.o.Store.Sessions().Get(r.Context(), id)
+		if err != nil || !now.Before(s.ExpiresAt) {
+			continue
+		}
+		ns.sessions = append(ns.sessions, s)
+	}
+	if len(ns.sessions) == 0 {
+		return r
+	}
+	return r.WithContext(context.WithValue(r.Context(), namedSessionsKey{}, ns))
+}
+
+// namedSessionIDs are the issuer of the LogoutRequest in r, as it arrived
+// (unverified), and the store keys its SessionIndexes name (at most
+// maxSessionIndexes of them are read).
+func (p *IdP) namedSessionIDs(idp *crewsaml.IdentityProvider, r *http.Request) (string, []string) {
+	lr, err := crewsaml.NewIdpLogoutRequest(idp, r)
+	if err != nil || noDTD(lr.RequestBuffer) != nil {
+		return "", nil
+	}
+	var req crewsaml.LogoutRequest
+	if xml.Unmarshal(lr.RequestBuffer, &req) != nil || req.Issuer == nil || req.Issuer.Value == "" {
+		return "", nil
+	}
+	var ids []string
+	for i, idx := range req.AllSessionIndexes() {
+		if i == maxSessionIndexes {
+			break
+		}
+		if id, ok := p.ix.sessionID(idx.Value); ok {
+			ids = append(ids, id)
+		}
+	}
+	return req.Issuer.Value, ids
+}
+
+// loggedOut is the session a validated LogoutRequest (match) names: the
+// browser's when it matches (any participant's NameID), else, for a request
+// that came without the cookie (a cross-site HTTP-POST), one its
+// SessionIndex names, when issuer is one of that session's SPs and the
+// request's NameID and SessionIndex are those issuer was given. fromCookie
+// says which.
+func (p *IdP) loggedOut(r *http.Request, issuer string, match func(*crewsaml.Session) bool) (s *store.Session, fromCookie bool) {
+	if s, err := p.o.Broker.CurrentSession(r); err == nil && p.matches(s, match) {
+		return s, true
+	}
+	ns, _ := r.Context().Value(namedSessionsKey{}).(*namedSessions)
+	if ns == nil || issuer == "" || ns.issuer != issuer {
+		return nil, false
+	}
+	for _, s := range ns.sessions {
+		if p.matchesAt(s, issuer, match) {
+			return s, false
+		}
+	}
+	return nil, false
+}
+
+// matchesAt: issuer took part in the session and match accepts the session
+// as issuer saw it (in any of its NameID formats).
+func (p *IdP) matchesAt(s *store.Session, issuer string, match func(*crewsaml.Session) bool) bool {
+	for _, sp := range p.spsOf(s) {
+		if sp.entityID != issuer {
+			continue
+		}
+		for _, f := range sp.formats {
+			if v := p.participantView(s, sp, f); v.NameID != "" && match(v) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // participantView is the session as the SP rpID saw it.
 func (p *IdP) participantView(s *store.Session, sp *serviceProvider, format string) *crewsaml.Session {
-	v := &crewsaml.Session{ID: s.ID, Index: sessionIndex(s.ID), CreateTime: s.AuthTime}
+	v := &crewsaml.Session{ID: s.ID, Index: p.ix.index(s.ID), CreateTime: s.AuthTime}
 	rp := p.rp(sp)
 	switch format {
 	case config.NameIDPersistent:
@@ -90,12 +206,6 @@ func (p *IdP) participantView(s *store.Session, sp *serviceProvider, format stri
 		v.NameID, v.NameIDFormat = email, string(crewsaml.EmailAddressNameIDFormat)
 	}
 	return v
-}
-
-// sessionIndex is the SessionIndex of every assertion of an SSO session.
-func sessionIndex(sessionID string) string {
-	idx := sha256.Sum256([]byte("saml-session-index\x00" + sessionID))
-	return "_" + hex.EncodeToString(idx[:16])
 }
 
 // transientNameID is the transient NameID of an SP within one SSO session:
@@ -130,11 +240,16 @@ func (p *IdP) AddSessionParticipant(*http.Request, *crewsaml.Session, crewsaml.S
 // participants saw it (in any of their NameID formats), every participant
 // is returned, named as its first format gives.
 func (p *IdP) SessionParticipants(r *http.Request, match func(*crewsaml.Session) bool) ([]crewsaml.SessionParticipant, error) {
-	s, err := p.o.Broker.CurrentSession(r)
-	if err != nil {
-		return nil, nil
+	// crewjam asks only for a validated request, whose issuer is the one
+	// the named sessions were read with (it checks the signed issuer is the
+	// one it looked up).
+	ns, _ := r.Context().Value(namedSessionsKey{}).(*namedSessions)
+	issuer := ""
+	if ns != nil {
+		issuer = ns.issuer
 	}
-	if !p.matches(s, match) {
+	s, _ := p.loggedOut(r, issuer, match)
+	if s == nil {
 		return nil, nil
 	}
 	var out []crewsaml.SessionParticipant
@@ -168,10 +283,25 @@ func (p *IdP) matches(s *store.Session, match func(*crewsaml.Session) bool) bool
 // SSO session ends when the LogoutRequest names it, and the OIDC relying
 // parties of the session hear of it (back-channel logout).
 func (p *IdP) InvalidateSession(w http.ResponseWriter, r *http.Request, req *crewsaml.IdpLogoutRequest) error {
-	s, err := p.o.Broker.CurrentSession(r)
-	if err != nil || !p.matches(s, req.MatchesSession) {
-		// Nothing of this browser to end (already logged out, or
-		// another user's NameID): not an error (saml-core §3.7.3.2).
+	issuer := req.ServiceProviderMetadata.EntityID
+	s, fromCookie := p.loggedOut(r, issuer, req.MatchesSession)
+	if s == nil {
+		// Nothing to end (already logged out, or another user's NameID):
+		// not an error (saml-core §3.7.3.2).
+		return nil
+	}
+	if !fromCookie {
+		// The signed request names the session without the browser's
+		// cookie: it ends in the store.
+		if err := p.o.Store.Sessions().Delete(r.Context(), s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("end session: %w", err)
+		}
+		p.o.Broker.Audit(r, s.AccountID, "session.end", s.ID[:12], store.OutcomeSuccess, "saml logout without cookie",
+			map[string]any{"relying_parties": s.RelyingParties})
+		p.o.Broker.Audit(r, "sp:"+issuer, "saml.logout", s.ID[:12], store.OutcomeSuccess, "LogoutRequest by SessionIndex", nil)
+		if p.o.OnLogout != nil {
+			p.o.OnLogout(s)
+		}
 		return nil
 	}
 	ended, err := p.o.Broker.EndSession(w, r)

@@ -268,6 +268,10 @@ type SAML struct {
 	MetadataURL      string        `yaml:"metadata_url"`
 	MetadataCertFile string        `yaml:"metadata_cert_file"`
 	MetadataRefresh  time.Duration `yaml:"metadata_refresh"`
+	// IDPInitiated allows IdP-initiated login (an unsolicited Response at
+	// the SP's default ACS, started at /saml/idp-initiated?sp=…); off by
+	// default, as the SP then cannot tie the Response to a request.
+	IDPInitiated bool `yaml:"idp_initiated"`
 }
 
 // SAML NameID formats (short names of name_id_formats).

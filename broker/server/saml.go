@@ -14,14 +14,20 @@ import (
 // newSAMLIdP builds the SAML Identity Provider for the configured service
 // providers (relying parties with protocol saml); a SAML logout reaches the
 // OIDC relying parties of the session through onLogout.
-func newSAMLIdP(cfg *config.Config, b *broker.Broker, st store.Store, km *keys.Manager, u *ui.UI, o Options, onLogout func(*store.Session)) (*saml.IdP, error) {
+// The SessionIndex key is derived from the master key, so every replica
+// reads the SessionIndexes the others issued.
+func newSAMLIdP(cfg *config.Config, b *broker.Broker, st store.Store, km *keys.Manager, u *ui.UI, mk keys.MasterKey, o Options, onLogout func(*store.Session)) (*saml.IdP, error) {
 	var rps []*config.RelyingParty
 	for i := range cfg.RelyingParties {
 		rps = append(rps, &cfg.RelyingParties[i])
 	}
+	sessionKey, err := mk.Derive("saml-session-index")
+	if err != nil {
+		return nil, err
+	}
 	return saml.New(saml.Options{
 		Issuer: cfg.Server.Issuer, Broker: b, Store: st, Keys: km, UI: u, RelyingParties: rps,
-		Now: o.Now, Logger: o.Logger, OnLogout: onLogout,
+		Now: o.Now, Logger: o.Logger, OnLogout: onLogout, SessionKey: sessionKey,
 	})
 }
 

@@ -219,7 +219,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	b.RegisterAdapter(op)
 	op.Routes(mux)
 	cm.Revokers = append(cm.Revokers, op)
-	idp, err := newSAMLIdP(cfg, b, st, km, u, o, op.BackchannelLogout)
+	idp, err := newSAMLIdP(cfg, b, st, km, u, mk, o, op.BackchannelLogout)
 	if err != nil {
 		return nil, err
 	}
