@@ -114,8 +114,10 @@ func main() {
 	}
 }
 
-// child serves the broker from a configuration file until SIGTERM.
+// child serves the broker from a configuration file until SIGTERM, with
+// the garbage-collector settings of trustbroker serve.
 func child(path string) error {
+	server.TuneGC(os.Getenv)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err

@@ -220,6 +220,9 @@ func (e env) serve(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	if server.TuneGC(e.getenv) {
+		logger.Debug("garbage collector tuned for a server (GOGC=400, GOMEMLIMIT=256MiB); set either variable to override")
+	}
 	// server.New builds the providers before anything else it would
 	// write and reports their configuration errors as config.Errors.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
