@@ -15,6 +15,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -222,6 +223,9 @@ func run() error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		results = append(results, measure(b, sc, o))
+		for _, w := range sc.close {
+			w.close()
+		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\trequests\terrors\treq/s\tp50\tp99\tserver CPU/req\tclient CPU/req\tRSS\t")
@@ -336,29 +340,52 @@ type scenario struct {
 	// limit bounds the total number of requests (0: none), for scenarios
 	// that consume prepared material.
 	limit int64
+	// close are the scenario's connections, closed after it.
+	close []*wireConn
 }
 
 func (c *proc) scenario(client *http.Client, name string, o options) (*scenario, error) {
-	tokenURL := c.base + "/oauth2/token"
+	host := strings.TrimPrefix(c.base, "http://")
+	wires := make([]*wireConn, o.concurrency)
+	for i := range wires {
+		wires[i] = newWireConn(host)
+	}
+	// send performs one prepared request on worker w's connection.
+	send := func(w int, req []byte) (int, []byte) {
+		status, body, err := wires[w].roundTrip(req)
+		if err != nil {
+			return 0, nil
+		}
+		return status, body
+	}
+	ok := func(w int, req []byte) bool {
+		status, _ := send(w, req)
+		return status == 200
+	}
 	switch name {
 	case "discovery":
-		return &scenario{name: name, do: func(int) bool { return get(client, c.base+"/.well-known/openid-configuration") }}, nil
+		req := wireGet(host, "/.well-known/openid-configuration")
+		return &scenario{name: name, do: func(w int) bool { return ok(w, req) }, close: wires}, nil
 	case "jwks":
-		return &scenario{name: name, do: func(int) bool { return get(client, c.base+"/jwks.json") }}, nil
+		req := wireGet(host, "/jwks.json")
+		return &scenario{name: name, do: func(w int) bool { return ok(w, req) }, close: wires}, nil
 	case "client_credentials", "client_credentials_jwt":
 		id := "svc"
 		if name == "client_credentials_jwt" {
 			id = "svcjwt"
 		}
-		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"api"}}.Encode()
-		return &scenario{name: name + " (" + id + ")", do: func(int) bool { return post(client, tokenURL, form, id) }}, nil
+		req := wirePost(host, "/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"api"}}.Encode(), id, secret)
+		return &scenario{name: name + " (" + id + ")", do: func(w int) bool { return ok(w, req) }, close: wires}, nil
 	case "introspection":
-		tok, err := clientToken(client, tokenURL)
+		tok, err := clientToken(client, c.base+"/oauth2/token")
 		if err != nil {
 			return nil, err
 		}
-		form := url.Values{"token": {tok}}.Encode()
-		return &scenario{name: name, do: func(int) bool { return post(client, c.base+"/oauth2/introspect", form, "rs") }}, nil
+		req := wirePost(host, "/oauth2/introspect", url.Values{"token": {tok}}.Encode(), "rs", secret)
+		return &scenario{name: name, close: wires, do: func(w int) bool {
+			status, body := send(w, req)
+			return status == 200 && bytes.Contains(body, []byte(`"active":true`))
+		}}, nil
 	case "refresh", "refresh_es256":
 		id := "web"
 		if name == "refresh_es256" {
@@ -372,12 +399,15 @@ func (c *proc) scenario(client *http.Client, name string, o options) (*scenario,
 			}
 			rts[i] = rt
 		}
-		return &scenario{name: name + " (ID token " + map[string]string{"web": "RS256", "webes": "ES256"}[id] + ")", do: func(w int) bool {
-			next, ok := refresh(client, tokenURL, rts[w], id)
-			if ok {
-				rts[w] = next
+		return &scenario{name: name + " (ID token " + map[string]string{"web": "RS256", "webes": "ES256"}[id] + ")", close: wires, do: func(w int) bool {
+			req := wirePost(host, "/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rts[w]}}.Encode(), id, secret)
+			status, body := send(w, req)
+			m := refreshRE.FindSubmatch(body)
+			if status != 200 || m == nil {
+				return false
 			}
-			return ok
+			rts[w] = string(m[1])
+			return true
 		}}, nil
 	case "code", "code_es256":
 		id := "web"
@@ -388,28 +418,22 @@ func (c *proc) scenario(client *http.Client, name string, o options) (*scenario,
 		if err != nil {
 			return nil, err
 		}
+		reqs := make([][]byte, len(codes))
+		for i, code := range codes {
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier}, "redirect_uri": {redirect}}.Encode()
+			reqs[i] = wirePost(host, "/oauth2/token", form, id, secret)
+		}
 		var next atomic.Int64
 		return &scenario{name: fmt.Sprintf("code exchange, ID token %s (%d codes)", map[string]string{"web": "RS256", "webes": "ES256"}[id], len(codes)),
-			limit: int64(len(codes)), do: func(int) bool {
+			limit: int64(len(codes)), close: wires, do: func(w int) bool {
 				i := next.Add(1) - 1
 				if i >= int64(len(codes)) {
 					return true
 				}
-				form := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]}, "code_verifier": {verifier}, "redirect_uri": {redirect}}.Encode()
-				return post(client, tokenURL, form, id)
+				return ok(w, reqs[i])
 			}}, nil
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
-}
-
-func get(client *http.Client, u string) bool {
-	resp, err := client.Get(u)
-	if err != nil {
-		return false
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode == 200
 }
 
 func postBody(client *http.Client, u, form, user string) (int, []byte) {
@@ -425,11 +449,6 @@ func postBody(client *http.Client, u, form, user string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-func post(client *http.Client, u, form, user string) bool {
-	status, _ := postBody(client, u, form, user)
-	return status == 200
-}
-
 var (
 	accessRE  = regexp.MustCompile(`"access_token":"([^"]+)"`)
 	refreshRE = regexp.MustCompile(`"refresh_token":"([^"]+)"`)
@@ -442,15 +461,6 @@ func clientToken(client *http.Client, tokenURL string) (string, error) {
 		return "", fmt.Errorf("client_credentials: %d %s", status, b)
 	}
 	return string(m[1]), nil
-}
-
-func refresh(client *http.Client, tokenURL, rt, clientID string) (string, bool) {
-	status, b := postBody(client, tokenURL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode(), clientID)
-	m := refreshRE.FindSubmatch(b)
-	if status != 200 || m == nil {
-		return rt, false
-	}
-	return string(m[1]), true
 }
 
 // browser logs in through the real flow (fake provider) and returns the
