@@ -70,6 +70,16 @@ func TestSignCompact(t *testing.T) {
 			if _, err := jws.Verify(other.Public()); err == nil {
 				t.Fatal("verified with another key")
 			}
+			// ES256 nonces are derived (RFC 6979): the same input signs
+			// the same; a changed claim signs differently.
+			again, _ := signCompact(sg, map[string]any{"alg": tc.alg, "kid": "kid-1", "typ": "at+jwt"}, claims)
+			if again != raw {
+				t.Fatal("signing is not deterministic")
+			}
+			claims.JTI = "k"
+			if third, _ := signCompact(sg, map[string]any{"alg": tc.alg, "kid": "kid-1", "typ": "at+jwt"}, claims); third[strings.LastIndexByte(third, '.'):] == raw[strings.LastIndexByte(raw, '.'):] {
+				t.Fatal("another token got the same signature")
+			}
 		})
 	}
 	if _, err := signCompact(&keys.Signer{Alg: "HS256", Key: ec}, map[string]any{}, claimsOf("x")); err == nil {
