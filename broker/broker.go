@@ -304,13 +304,26 @@ func (b *Broker) random(n int) (string, error) {
 
 // Subject is the subject identifier an RP sees for an account: pairwise
 // (OIDC Core §8.1, a keyed hash over the sector and the account) unless
-// the registration says public.
+// the registration says public. Clients of one sector (config
+// RelyingParty.Sector) see the same subject.
+//
+// The hash input is sector || 0 || account. An OIDC client's sector, a
+// host, enters as "oidc-sector/" + host: relying-party ids cannot contain
+// "/", so no SAML service provider or gate service (whose sector is its
+// id, unchanged from before sectors) can share an OIDC sector's subjects
+// by being named like its host.
 func (b *Broker) Subject(rp *config.RelyingParty, accountID string) string {
 	if rp.SubjectType == "public" {
 		return accountID
 	}
+	sector := rp.ID
+	if rp.OIDC != nil {
+		if h, ok := rp.OIDC.SectorHost(); ok {
+			sector = "oidc-sector/" + h
+		}
+	}
 	m := hmac.New(sha256.New, b.o.PairwiseKey)
-	m.Write([]byte(rp.ID))
+	m.Write([]byte(sector))
 	m.Write([]byte{0})
 	m.Write([]byte(accountID))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))

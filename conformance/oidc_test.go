@@ -399,8 +399,10 @@ func TestOIDCPublicClientAndPairwise(t *testing.T) {
 	}
 	shop := newRP(t, b, "shop", shopSecret)
 	_, idtShop, _ := shop.login(br)
-	if idt.Subject == idtShop.Subject {
-		t.Error("two clients see the same pairwise subject")
+	// Both redirect to localhost: one sector, one pairwise subject (OIDC
+	// Core §8.1; other sectors: TestOIDCPairwiseSectors).
+	if idt.Subject != idtShop.Subject {
+		t.Error("two clients of one sector see different pairwise subjects")
 	}
 	// A public client without PKCE is refused.
 	loc := spa.authorize(harness.NewBrowser(t).StopAt(rpRedirect))

@@ -16,6 +16,10 @@ import (
 // sessions, and a back-channel logout token (Back-Channel Logout 1.0 §2.5)
 // goes to the client for each of those sessions where it registered a
 // back-channel logout URI. It implements consent.Revoker.
+//
+// Tokens are matched by client and subject: the other clients of the
+// client's sector see the same pairwise subject (OIDC Core §8.1) and keep
+// their tokens and sessions.
 func (p *Provider) RevokeGrants(ctx context.Context, accountID string, rp *config.RelyingParty) error {
 	c, ok := p.clients[rp.ID]
 	if !ok {

@@ -200,6 +200,17 @@ func (c Claim) Basis() string {
 type OIDC struct {
 	RedirectURIs           []string `yaml:"redirect_uris"`
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
+	// SectorIdentifierURI (OIDC Core §8.1, Dynamic Client Registration
+	// §2): its host is the sector of the client's pairwise subjects, so
+	// clients of one sector see the same sub. At start the broker fetches
+	// it (https, or http on loopback) and refuses to start unless the JSON
+	// array there lists every redirect URI of the client. Without it the
+	// sector is the one host of redirect_uris.
+	SectorIdentifierURI string `yaml:"sector_identifier_uri"`
+	// SectorIdentifierCAFile (PEM) holds the CA certificates that alone are
+	// trusted for the TLS connection to SectorIdentifierURI (a private
+	// PKI); empty: the system roots.
+	SectorIdentifierCAFile string `yaml:"sector_identifier_ca_file"`
 	// Public clients (no secret) must use PKCE.
 	Public           bool   `yaml:"public"`
 	ClientSecret     string `yaml:"client_secret"`
@@ -240,6 +251,44 @@ type OIDC struct {
 	AccessTokenLifetime  time.Duration `yaml:"access_token_lifetime"`
 	RefreshTokenLifetime time.Duration `yaml:"refresh_token_lifetime"`
 	IDTokenLifetime      time.Duration `yaml:"id_token_lifetime"`
+}
+
+// SectorHost is the sector identifier of an OIDC client's pairwise
+// subjects (OIDC Core §8.1): the host of SectorIdentifierURI when set,
+// else the host of the redirect URIs when they all share one; false when
+// neither gives one host (a configuration error for pairwise clients).
+// Hosts are compared in lower case and without the port. SAML service
+// providers and gate services have no sector in their protocols: each is
+// a sector of its own (broker.Subject uses their id).
+func (o *OIDC) SectorHost() (string, bool) {
+	if o.SectorIdentifierURI != "" {
+		h := uriHost(o.SectorIdentifierURI)
+		return h, h != ""
+	}
+	hosts := o.redirectHosts()
+	if len(hosts) != 1 || hosts[0] == "" {
+		return "", false
+	}
+	return hosts[0], true
+}
+
+// redirectHosts lists the distinct hosts of the redirect URIs in order.
+func (o *OIDC) redirectHosts() []string {
+	var hosts []string
+	for _, u := range o.RedirectURIs {
+		if h := uriHost(u); !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+func uriHost(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
 }
 
 // PKCERequired reports whether the client must use PKCE.
@@ -636,6 +685,7 @@ func (c *Config) validateOIDC(es *Errors, path string, rp *RelyingParty) {
 			es.add(fmt.Sprintf("%s.oidc.post_logout_redirect_uris[%d]", path, j), 0, "%v", err)
 		}
 	}
+	validateSector(es, path+".oidc", rp.SubjectType, o)
 	switch {
 	case o.Public && (o.ClientSecret != "" || o.ClientSecretFile != ""):
 		es.add(path+".oidc.client_secret", 0, "a public client has no secret")
@@ -647,6 +697,31 @@ func (c *Config) validateOIDC(es *Errors, path string, rp *RelyingParty) {
 		es.add(path+".oidc.client_secret", 0, "shorter than %d characters (generate one with: openssl rand -base64 32)", MinClientSecretLength)
 	}
 	validateOIDCOptions(es, path+".oidc", o)
+}
+
+// validateSector checks sector_identifier_uri and, for a pairwise client
+// without one, that its redirect URIs give one sector (OIDC Core §8.1).
+// Whether the document at the URI lists the redirect URIs is checked at
+// start (adapters/oidc CheckSectorIdentifiers), not here: validation does
+// no I/O.
+func validateSector(es *Errors, path, subjectType string, o *OIDC) {
+	if o.SectorIdentifierURI != "" {
+		if err := CheckRedirectURI(o.SectorIdentifierURI); err != nil {
+			es.add(path+".sector_identifier_uri", 0, "%v", err)
+		}
+	}
+	switch {
+	case o.SectorIdentifierCAFile != "" && o.SectorIdentifierURI == "":
+		es.add(path+".sector_identifier_ca_file", 0, "only with sector_identifier_uri")
+	case o.SectorIdentifierCAFile != "" && !strings.HasPrefix(strings.ToLower(o.SectorIdentifierURI), "https:"):
+		es.add(path+".sector_identifier_ca_file", 0, "only with an https sector_identifier_uri")
+	}
+	if subjectType == "pairwise" && o.SectorIdentifierURI == "" {
+		if hosts := o.redirectHosts(); len(hosts) > 1 {
+			es.add(path+".redirect_uris", 0, "the redirect URIs span the hosts %s, so they name no one sector for pairwise subjects (OIDC Core §8.1): set sector_identifier_uri, or subject_type: public",
+				strings.Join(hosts, ", "))
+		}
+	}
 }
 
 // validateOIDCOptions checks and defaults the protocol options of a client.

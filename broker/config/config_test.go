@@ -16,6 +16,7 @@ relying_parties:
     accepted_credentials: [eid, webauthn]
     oidc:
       redirect_uris: [https://shop.example/cb, http://localhost:3000/cb, "http://[::1]:9/cb"]
+      sector_identifier_uri: https://shop.example/sector.json
       client_secret: 0123456789abcdef0123456789abcdef
 `
 

@@ -130,6 +130,11 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	if err != nil {
 		return nil, err
 	}
+	// OIDC clients with a sector_identifier_uri: the documents there must
+	// list their redirect URIs (OIDC Core §8.1); a configuration error.
+	if err := oidc.CheckSectorIdentifiers(ctx, cfg.RelyingParties); err != nil {
+		return nil, err
+	}
 	st, err := OpenStore(ctx, cfg, o.Logger, o.Now)
 	if err != nil {
 		return nil, err
