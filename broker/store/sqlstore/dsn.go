@@ -21,6 +21,10 @@ import (
 //   - synchronous(NORMAL): in WAL mode a commit survives a crash of the
 //     process; only a power loss or OS crash may lose the last commits.
 //     Set _pragma=synchronous(FULL) in the DSN to survive those too;
+//   - temp_store(MEMORY): statement and savepoint journals (the group
+//     commit gives each writer a SAVEPOINT) and temporary tables stay in
+//     memory instead of temporary files, which cost a write syscall per
+//     page touched; they hold at most the pages one batch changes;
 //   - _txlock=immediate: write transactions take the write lock at BEGIN,
 //     so two transactions never deadlock upgrading a read lock.
 var sqliteDefaults = []struct{ key, value string }{
@@ -28,6 +32,7 @@ var sqliteDefaults = []struct{ key, value string }{
 	{"_pragma", "journal_mode(WAL)"},
 	{"_pragma", "foreign_keys(1)"},
 	{"_pragma", "synchronous(NORMAL)"},
+	{"_pragma", "temp_store(MEMORY)"},
 	{"_txlock", "immediate"},
 }
 
