@@ -133,7 +133,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("DPoP-Nonce", n)
 		}
 	}
-	p.f.WriteAccessResponse(ctx, w, ar, resp)
+	writeAccessResponse(w, resp)
 }
 
 func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
