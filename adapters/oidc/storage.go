@@ -226,6 +226,9 @@ func (s *storage) InvalidateAuthorizeCodeSession(ctx context.Context, code strin
 	if rs == nil || rs.tx == nil || rs.code == "" {
 		return nil
 	}
+	if err := s.deletePendingPKCE(ctx, rs); err != nil {
+		return err
+	}
 	key := oidcKey(rs.code)
 	if _, err := s.getRow(ctx, store.TokenOIDC, key); errors.Is(err, store.ErrNotFound) {
 		return nil // not an OpenID Connect request (or an earlier version's row)
@@ -389,8 +392,33 @@ func (s *storage) GetPKCERequestSession(ctx context.Context, signature string, s
 }
 
 // DeletePKCERequestSession implements pkce.PKCERequestStorage.
+//
+// In a code exchange fosite deletes the PKCE row as soon as it has checked
+// the verifier, in a write of its own before the redemption's transaction
+// begins. The row is deleted in that transaction instead
+// (InvalidateAuthorizeCodeSession): one write round per exchange instead
+// of two, and a redemption that fails leaves code and PKCE row together as
+// they were. If the request ends before the redemption, finish deletes the
+// row as fosite would have.
 func (s *storage) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	if rs := stateOf(ctx); rs != nil && rs.tx == nil && rs.code != "" && s.transactional() {
+		rs.pkce = append(rs.pkce, signature)
+		return nil
+	}
 	return s.deleteRow(ctx, store.TokenPKCE, signature)
+}
+
+// deletePendingPKCE deletes the PKCE rows whose deletion the request
+// deferred (DeletePKCERequestSession).
+func (s *storage) deletePendingPKCE(ctx context.Context, rs *requestState) error {
+	sigs := rs.pkce
+	rs.pkce = nil
+	for _, sig := range sigs {
+		if err := s.deleteRow(ctx, store.TokenPKCE, sig); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CreatePARSession stores a pushed authorization request (RFC 9126).

@@ -98,14 +98,19 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		p.tokenError(w, r, nil, err)
 		return
 	}
+	// The code a code exchange redeems is known to the storage from the
+	// start: fosite's PKCE check runs inside NewAccessRequest.
+	if r.PostForm.Get("grant_type") == "authorization_code" {
+		rs.code = r.PostForm.Get("code")
+	}
 	sess := newSession()
 	ar, err := p.f.NewAccessRequest(ctx, r, sess)
 	if err != nil {
 		p.tokenError(w, r, ar, err)
 		return
 	}
-	if ar.GetGrantTypes().ExactOne("authorization_code") {
-		rs.code = ar.GetRequestForm().Get("code")
+	if !ar.GetGrantTypes().ExactOne("authorization_code") {
+		rs.code = ""
 	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		c := p.client(ar)

@@ -51,6 +51,9 @@ type requestState struct {
 	deleted map[rowKey]bool
 	// code is the authorization code the request redeems, if any.
 	code string
+	// pkce are the PKCE rows (by signature) checked in this request whose
+	// deletion waits for the code's redemption.
+	pkce []string
 }
 
 type rowKey struct{ kind, signature string }
@@ -130,11 +133,22 @@ func (s *storage) Rollback(ctx context.Context) error {
 // finish ends what a request left open (a handler that returned between
 // BeginTX and Commit without rolling back): rolled back, so the write
 // lock of SQLite is never held past the request.
+//
+// PKCE rows whose deletion waited for a redemption that never came are
+// deleted now, as fosite would have deleted them.
 func (s *storage) finish(ctx context.Context, rs *requestState) error {
-	if rs.tx == nil && len(rs.afterRollback) == 0 {
+	if rs.tx == nil && len(rs.afterRollback) == 0 && len(rs.pkce) == 0 {
 		return nil
 	}
-	return s.Rollback(context.WithValue(context.WithoutCancel(ctx), requestStateKey{}, rs))
+	ctx = context.WithValue(context.WithoutCancel(ctx), requestStateKey{}, rs)
+	err := s.Rollback(ctx)
+	return errors.Join(err, s.deletePendingPKCE(ctx, rs))
+}
+
+// transactional reports whether the store runs BeginTX's transactions.
+func (s *storage) transactional() bool {
+	_, ok := s.st.(beginner)
+	return ok
 }
 
 func (s *storage) runAfterRollback(ctx context.Context, rs *requestState) error {

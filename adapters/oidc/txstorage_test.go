@@ -323,3 +323,77 @@ func TestOIDCSessionKey(t *testing.T) {
 		t.Fatalf("second delete: %v, want ErrNotFound", err)
 	}
 }
+
+// TestPKCEDeletedWithRedemption: in a code exchange the PKCE row checked
+// before the transaction is deleted in the redemption's transaction: gone
+// after the commit, kept (with the code still valid) after a rollback,
+// and deleted at the end of a request that never reached the redemption.
+func TestPKCEDeletedWithRedemption(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dsn string) {
+		s, st := testStorage(t, dsn)
+		exists := func(sig string) bool {
+			_, err := st.OAuth().GetToken(t.Context(), store.TokenPKCE, sig)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				t.Fatal(err)
+			}
+			return err == nil
+		}
+		redeem := func(sig string, commit bool) {
+			t.Helper()
+			putToken(t, st, store.TokenAuthorizeCode, sig, "r-"+sig)
+			putToken(t, st, store.TokenPKCE, sig, "r-"+sig)
+			ctx, rs := withRequestState(t.Context())
+			rs.code = sig
+			if err := s.DeletePKCERequestSession(ctx, sig); err != nil {
+				t.Fatal(err)
+			}
+			if !exists(sig) {
+				t.Fatal("PKCE row deleted before the redemption's transaction")
+			}
+			ctx, err := s.BeginTX(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.InvalidateAuthorizeCodeSession(ctx, sig); err != nil {
+				t.Fatal(err)
+			}
+			if commit {
+				err = s.Commit(ctx)
+			} else {
+				err = s.Rollback(ctx)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.finish(ctx, rs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		redeem("committed", true)
+		if exists("committed") || active(t, st, store.TokenAuthorizeCode, "committed") {
+			t.Fatal("after the commit: PKCE row kept or code still active")
+		}
+		redeem("rolled-back", false)
+		if !exists("rolled-back") || !active(t, st, store.TokenAuthorizeCode, "rolled-back") {
+			t.Fatal("after the rollback: PKCE row gone or code redeemed")
+		}
+
+		putToken(t, st, store.TokenPKCE, "abandoned", "r")
+		ctx, rs := withRequestState(t.Context())
+		rs.code = "abandoned"
+		if err := s.DeletePKCERequestSession(ctx, "abandoned"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.finish(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		if exists("abandoned") {
+			t.Fatal("PKCE row of a request that ended before the redemption kept")
+		}
+		// Outside a code exchange the row goes at once.
+		putToken(t, st, store.TokenPKCE, "direct", "r")
+		if err := s.DeletePKCERequestSession(t.Context(), "direct"); err != nil || exists("direct") {
+			t.Fatalf("direct delete: %v, row kept %v", err, exists("direct"))
+		}
+	})
+}
