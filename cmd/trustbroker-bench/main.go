@@ -426,11 +426,7 @@ func (c *proc) scenario(client *http.Client, name string, o options) (*scenario,
 		var next atomic.Int64
 		return &scenario{name: fmt.Sprintf("code exchange, ID token %s (%d codes)", map[string]string{"web": "RS256", "webes": "ES256"}[id], len(codes)),
 			limit: int64(len(codes)), close: wires, do: func(w int) bool {
-				i := next.Add(1) - 1
-				if i >= int64(len(codes)) {
-					return true
-				}
-				return ok(w, reqs[i])
+				return ok(w, reqs[next.Add(1)-1])
 			}}, nil
 	}
 	return nil, fmt.Errorf("unknown scenario %q", name)
@@ -580,7 +576,7 @@ type result struct {
 
 func measure(c *proc, sc *scenario, o options) result {
 	lat := make([][]time.Duration, o.concurrency)
-	var n, errs atomic.Int64
+	var n, errs, issued atomic.Int64
 	cpu0, self0 := c.cpu(), selfCPU()
 	start := time.Now()
 	stop := start.Add(o.duration)
@@ -590,7 +586,9 @@ func measure(c *proc, sc *scenario, o options) result {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(stop) {
-				if sc.limit > 0 && n.Load() >= sc.limit {
+				// A scenario with prepared material ends when it is used
+				// up; no request is counted that was not sent.
+				if sc.limit > 0 && issued.Add(1) > sc.limit {
 					return
 				}
 				t := time.Now()
