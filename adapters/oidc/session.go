@@ -1,9 +1,9 @@
 package oidc
 
 import (
-	"encoding/json"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
@@ -68,9 +68,9 @@ func (s *Session) Clone() fosite.Session {
 func (s *Session) MarshalJSON() ([]byte, error) {
 	type plain Session // the default encoding, without this method
 	if s.DefaultSession == nil || !emptyIDToken(s.DefaultSession) {
-		return json.Marshal((*plain)(s))
+		return gojson.Marshal((*plain)(s))
 	}
-	return json.Marshal(struct {
+	return gojson.Marshal(struct {
 		*plain
 		// Shadow the DefaultSession fields of the same JSON names.
 		IDTokenClaims *jwt.IDTokenClaims `json:"id_token_claims,omitempty"`

@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
@@ -96,7 +96,7 @@ func (s *storage) create(ctx context.Context, kind, signature string, req fosite
 			sr.RedirectURI = u.String()
 		}
 	}
-	data, err := json.Marshal(sr)
+	data, err := gojson.Marshal(sr)
 	if err != nil {
 		return fmt.Errorf("oidc: encode request: %w", err)
 	}
@@ -134,7 +134,7 @@ func (s *storage) get(ctx context.Context, kind, signature string, sess fosite.S
 	// One pass over the row: the session is decoded in place (into the
 	// pointer sess holds) rather than kept raw and decoded again.
 	sr := storedRequest{Session: sess}
-	if err := json.Unmarshal(row.Data, &sr); err != nil {
+	if err := gojson.Unmarshal(row.Data, &sr); err != nil {
 		return nil, fmt.Errorf("oidc: decode request: %w", err)
 	}
 	client, err := s.GetClient(ctx, sr.ClientID)
