@@ -37,6 +37,8 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 		"end_session_endpoint":                             iss + PathLogout,
 		"backchannel_logout_supported":                     true,
 		"backchannel_logout_session_supported":             true,
+		"frontchannel_logout_supported":                    true,
+		"frontchannel_logout_session_supported":            true,
 		"scopes_supported":                                 []string{"openid", "profile", "email", "address", "phone", "offline_access"},
 		"response_types_supported":                         []string{"code"},
 		"response_modes_supported":                         []string{"query", "form_post"},

@@ -129,9 +129,7 @@ func (p *Provider) handleLogout(w http.ResponseWriter, r *http.Request) {
 		p.logoutError(w, r, "internal error")
 		return
 	}
-	if s != nil {
-		p.backchannelLogout(s)
-	}
+	next := ""
 	if lr.redirect != "" {
 		u, _ := url.Parse(lr.redirect)
 		if lr.state != "" {
@@ -139,10 +137,22 @@ func (p *Provider) handleLogout(w http.ResponseWriter, r *http.Request) {
 			q.Set("state", lr.state)
 			u.RawQuery = q.Encode()
 		}
-		http.Redirect(w, r, u.String(), http.StatusSeeOther)
+		next = u.String()
+	}
+	lang := ui.Lang(r, r.Form.Get("ui_locales"))
+	if s != nil {
+		p.backchannelLogout(s)
+		// Front-Channel Logout 1.0 §4: every client of the session with a
+		// front-channel logout URI, the one asking included.
+		if p.renderFrontchannel(w, r, lang, p.frontchannelTargets(s), next) {
+			return
+		}
+	}
+	if next != "" {
+		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	p.o.UI.Render(w, r, http.StatusOK, "logout_done", ui.Lang(r, r.Form.Get("ui_locales")), nil)
+	p.o.UI.Render(w, r, http.StatusOK, "logout_done", lang, nil)
 }
 
 // hintMatchesSession: the id_token_hint names the browser's current session.
@@ -175,6 +185,9 @@ func (p *Provider) confirmLogout(w http.ResponseWriter, r *http.Request, lr *log
 	}
 	if lr.state != "" {
 		page.Form["state"] = lr.state
+	}
+	if l := r.Form.Get("ui_locales"); l != "" {
+		page.Form["ui_locales"] = l
 	}
 	p.o.UI.Render(w, r, http.StatusOK, "logout_confirm", lang, page)
 }

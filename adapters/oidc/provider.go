@@ -237,6 +237,7 @@ func (p *Provider) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathDiscovery, p.handleDiscovery)
 	mux.HandleFunc("GET "+PathLogout, p.handleLogout)
 	mux.HandleFunc("POST "+PathLogout, p.handleLogout)
+	mux.HandleFunc("GET "+PathFrontchannelLogout, p.handleFrontchannel)
 }
 
 // CrossOriginBypass lists the endpoints that legitimately take

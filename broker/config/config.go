@@ -247,6 +247,15 @@ type OIDC struct {
 	Introspection bool `yaml:"introspection"`
 	// BackchannelLogoutURI receives logout tokens (OIDC Back-Channel Logout).
 	BackchannelLogoutURI string `yaml:"backchannel_logout_uri"`
+	// FrontchannelLogoutURI is rendered in a hidden iframe of the broker's
+	// logout page when a session of this client ends in the browser (OIDC
+	// Front-Channel Logout 1.0 §2): absolute, https (http only on
+	// loopback), no fragment, and on the scheme, host and port of one of
+	// the redirect_uris.
+	FrontchannelLogoutURI string `yaml:"frontchannel_logout_uri"`
+	// FrontchannelLogoutSessionRequired: iss and sid are appended to
+	// FrontchannelLogoutURI (Front-Channel Logout §2).
+	FrontchannelLogoutSessionRequired bool `yaml:"frontchannel_logout_session_required"`
 	// Lifetimes; zero takes the defaults (access 10m, refresh 720h, id 10m).
 	AccessTokenLifetime  time.Duration `yaml:"access_token_lifetime"`
 	RefreshTokenLifetime time.Duration `yaml:"refresh_token_lifetime"`
@@ -784,6 +793,13 @@ func validateOIDCOptions(es *Errors, path string, o *OIDC) {
 			es.add(path+".backchannel_logout_uri", 0, "%v", err)
 		}
 	}
+	if o.FrontchannelLogoutURI != "" {
+		if err := checkFrontchannelLogoutURI(o.FrontchannelLogoutURI, o.RedirectURIs); err != nil {
+			es.add(path+".frontchannel_logout_uri", 0, "%v", err)
+		}
+	} else if o.FrontchannelLogoutSessionRequired {
+		es.add(path+".frontchannel_logout_session_required", 0, "needs frontchannel_logout_uri")
+	}
 	for name, d := range map[string]*time.Duration{"access_token_lifetime": &o.AccessTokenLifetime, "refresh_token_lifetime": &o.RefreshTokenLifetime, "id_token_lifetime": &o.IDTokenLifetime} {
 		if *d < 0 {
 			es.add(path+"."+name, 0, "must not be negative")
@@ -935,6 +951,22 @@ func CheckRedirectURI(s string) error {
 		return fmt.Errorf("%q must use https", s)
 	}
 	return nil
+}
+
+// checkFrontchannelLogoutURI: a redirect URI's rules, and the scheme, host
+// and port of one of the client's redirect URIs (Front-Channel Logout 1.0
+// §2), so the logout page frames only origins the client owns.
+func checkFrontchannelLogoutURI(s string, redirectURIs []string) error {
+	if err := CheckRedirectURI(s); err != nil {
+		return err
+	}
+	u, _ := url.Parse(s)
+	for _, r := range redirectURIs {
+		if ru, err := url.Parse(r); err == nil && strings.EqualFold(ru.Scheme, u.Scheme) && strings.EqualFold(ru.Host, u.Host) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q: scheme, host and port must be those of one of the redirect_uris (Front-Channel Logout §2)", s)
 }
 
 func checkIssuer(s string) error {

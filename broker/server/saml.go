@@ -34,8 +34,10 @@ func newSAMLIdP(cfg *config.Config, b *broker.Broker, st store.Store, km *keys.M
 // mountSAMLLogout serves the dashboard's "log out everywhere" button: an
 // IdP-initiated single logout of the browser's session (every SAML SP of
 // the session through the browser, the OIDC relying parties over the back
-// channel), then the home page. CSRF-checked like the dashboard's forms.
-func mountSAMLLogout(mux *http.ServeMux, idp *saml.IdP, host accountHost) {
+// channel), then the front-channel logout page of the OIDC relying parties
+// that registered one (frontchannel) and the home page. CSRF-checked like
+// the dashboard's forms.
+func mountSAMLLogout(mux *http.ServeMux, idp *saml.IdP, host accountHost, frontchannel func(*store.Session, string) string) {
 	mux.HandleFunc("POST /account/logout", func(w http.ResponseWriter, r *http.Request) {
 		s, err := host.Session(r)
 		if err != nil {
@@ -50,6 +52,6 @@ func mountSAMLLogout(mux *http.ServeMux, idp *saml.IdP, host accountHost) {
 			return
 		}
 		host.Audit(r.Context(), s.AccountID, "session.logout", s.ID[:12], store.OutcomeSuccess, "dashboard: everywhere", nil)
-		idp.Logout(w, r, "/")
+		idp.Logout(w, r, frontchannel(s, "/"))
 	})
 }

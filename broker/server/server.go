@@ -239,7 +239,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	mountAccountPages(mux, provs, host)
 	mountProviderEndpoints(mux, provs, endpointHost{host})
 	mountDashboard(mux, provs, cm, host, tz, cfg, km)
-	mountSAMLLogout(mux, idp, host)
+	mountSAMLLogout(mux, idp, host, op.FrontchannelReturn)
 	if rp, ok := rps["demo"]; cfg.Demo && ok && rp.OIDC != nil {
 		demoKey, err := mk.Derive("demo-rp")
 		if err != nil {

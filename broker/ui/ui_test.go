@@ -58,6 +58,8 @@ var sample = map[string]any{
 	"logout_confirm": map[string]any{"CSRF": "t", "Action": "/oauth2/logout", "ClientName": "Shop <b>",
 		"Form": map[string]string{"state": "s", "client_id": "shop"}},
 	"logout_done": nil,
+	"logout_frontchannel": map[string]any{"Continue": "https://shop.example/bye?state=<b>", "Seconds": 2,
+		"Frames": []map[string]string{{"URL": "https://shop.example/fc?iss=x&sid=<b>", "Name": "Shop <b>"}}},
 	"webauthn_account": map[string]any{"Base": "/account/webauthn", "CSRF": "t", "Error": "e <b>", "Notice": "n",
 		"UserName": "erika", "MinLoA": "substantial", "CanRegister": true, "NeedUserName": false,
 		"Credentials": []map[string]any{{"Ref": "AQID", "Name": "Key <b>", "Kind": "Passkey", "Created": "c",
