@@ -267,7 +267,15 @@ func (p *Provider) Resume(w http.ResponseWriter, r *http.Request, tx *store.Tran
 	}
 	// dpop_jkt binds the code to the client's DPoP key (RFC 9449 §10).
 	sess.JKT = ar.GetRequestForm().Get("dpop_jkt")
-	resp, err := p.f.NewAuthorizeResponse(ctx, ar, sess)
+	// The code's rows are written as one when the response is complete
+	// (codebundle.go).
+	bctx, rs := withCodeBundle(ctx)
+	resp, err := p.f.NewAuthorizeResponse(bctx, ar, sess)
+	if err == nil {
+		if ferr := p.store.flushBundle(ctx, rs); ferr != nil {
+			err = fosite.ErrServerError.WithWrap(ferr)
+		}
+	}
 	if err != nil {
 		p.f.WriteAuthorizeError(ctx, w, ar, err)
 		return

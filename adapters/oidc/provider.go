@@ -174,6 +174,7 @@ func New(o Options) (*Provider, error) {
 func (p *Provider) wire() {
 	cfg := p.cfg
 	hmacStrategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: cfg}, cfg)
+	p.store.codeSig = hmacStrategy.AuthorizeCodeSignature
 	at := &accessTokens{hmac: hmacStrategy, signer: p.signer, keys: p.o.Keys, issuer: p.o.Issuer, now: p.o.Now}
 	idStrategy := &openid.DefaultStrategy{Signer: p.signer, Config: cfg}
 	validator := openid.NewOpenIDConnectRequestValidator(p.signer, cfg)

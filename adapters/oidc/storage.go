@@ -25,6 +25,9 @@ type storage struct {
 	st      store.Store
 	clients map[string]*Client
 	now     func() time.Time
+	// codeSig is the signature of an authorization code (fosite's code
+	// strategy); nil in tests that use no codes.
+	codeSig func(ctx context.Context, code string) string
 	// fallbackTTL bounds rows whose session has no expiry for their kind.
 	fallbackTTL time.Duration
 }
@@ -82,10 +85,18 @@ type storedRequest struct {
 	RedirectURI   string   `json:"redirect_uri,omitempty"`
 	State         string   `json:"state,omitempty"`
 	ResponseMode  string   `json:"response_mode,omitempty"`
+	// Code is set in an authorization code's row (codebundle.go).
+	Code *codeParts `json:"code_parts,omitempty"`
 }
 
 func (s *storage) create(ctx context.Context, kind, signature string, req fosite.Requester, tt fosite.TokenType) error {
-	sr := storedRequest{
+	return s.createWith(ctx, kind, signature, req, tt, nil)
+}
+
+// createWith stores req as a row of kind; parts go into an authorization
+// code's row.
+func (s *storage) createWith(ctx context.Context, kind, signature string, req fosite.Requester, tt fosite.TokenType, parts *codeParts) error {
+	sr := storedRequest{Code: parts,
 		ID: req.GetID(), RequestedAt: req.GetRequestedAt(), ClientID: req.GetClient().GetID(),
 		RequestedScope: req.GetRequestedScopes(), GrantedScope: req.GetGrantedScopes(), Form: req.GetRequestForm(),
 		RequestedAudience: req.GetRequestedAudience(), GrantedAudience: req.GetGrantedAudience(), Session: req.GetSession(),
@@ -128,6 +139,19 @@ func (s *storage) get(ctx context.Context, kind, signature string, sess fosite.S
 	if err != nil {
 		return nil, err
 	}
+	ar, err := s.decodeRow(ctx, row, sess)
+	if err != nil {
+		return nil, err
+	}
+	if !row.Active {
+		return ar, inactiveErr
+	}
+	return ar, nil
+}
+
+// decodeRow rebuilds the request of a row with its session decoded into
+// sess, whether the row is active or not.
+func (s *storage) decodeRow(ctx context.Context, row *store.OAuthToken, sess fosite.Session) (*fosite.AuthorizeRequest, error) {
 	if sess == nil {
 		sess = newSession()
 	}
@@ -151,9 +175,6 @@ func (s *storage) get(ctx context.Context, kind, signature string, sess fosite.S
 	ar.ResponseTypes, ar.State, ar.ResponseMode = sr.ResponseTypes, sr.State, fosite.ResponseModeType(sr.ResponseMode)
 	if sr.RedirectURI != "" {
 		ar.RedirectURI, _ = url.Parse(sr.RedirectURI)
-	}
-	if !row.Active {
-		return ar, inactiveErr
 	}
 	return ar, nil
 }
@@ -195,6 +216,10 @@ func (s *storage) deleteRow(ctx context.Context, kind, signature string) error {
 
 // CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
 func (s *storage) CreateAuthorizeCodeSession(ctx context.Context, code string, req fosite.Requester) error {
+	if b := bundleOf(ctx); b != nil && b.req == nil {
+		b.sig, b.req = code, req
+		return nil
+	}
 	return s.create(ctx, store.TokenAuthorizeCode, code, req, fosite.AuthorizeCode)
 }
 
@@ -225,6 +250,11 @@ func (s *storage) InvalidateAuthorizeCodeSession(ctx context.Context, code strin
 	rs := stateOf(ctx)
 	if rs == nil || rs.tx == nil || rs.code == "" {
 		return nil
+	}
+	if parts, _, err := s.codePartsOf(ctx, code); err != nil {
+		return err
+	} else if parts != nil {
+		return nil // the code's OpenID Connect and PKCE parts are in its row
 	}
 	if err := s.deletePendingPKCE(ctx, rs); err != nil {
 		return err
@@ -348,6 +378,10 @@ func oidcKey(code string) string {
 
 // CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
 func (s *storage) CreateOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) error {
+	if b := bundleOf(ctx); b.holds(s.codeSignature(ctx, code), req) && !b.parts.OIDC {
+		b.parts.OIDC, b.parts.OIDCForm = true, req.GetRequestForm()
+		return nil
+	}
 	return s.create(ctx, store.TokenOIDC, oidcKey(code), req, fosite.AuthorizeCode)
 }
 
@@ -355,6 +389,21 @@ func (s *storage) CreateOpenIDConnectSession(ctx context.Context, code string, r
 // Rows written by earlier versions are keyed by the code itself (codes
 // live a minute, so only across an upgrade).
 func (s *storage) GetOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) (fosite.Requester, error) {
+	if parts, row, err := s.codePartsOf(ctx, s.codeSignature(ctx, code)); err != nil {
+		return nil, err
+	} else if parts != nil {
+		if !parts.OIDC {
+			return nil, openid.ErrNoSessionFound
+		}
+		// Read whether the code is redeemed already or not: fosite asks
+		// after the redemption's commit, for the ID token.
+		ar, err := s.decodeRow(ctx, row, req.GetSession())
+		if err != nil {
+			return nil, err
+		}
+		ar.Form = parts.OIDCForm
+		return ar, nil
+	}
 	ar, err := s.get(ctx, store.TokenOIDC, oidcKey(code), req.GetSession(), fosite.ErrNotFound)
 	if errors.Is(err, fosite.ErrNotFound) {
 		ar, err = s.get(ctx, store.TokenOIDC, code, req.GetSession(), fosite.ErrNotFound)
@@ -370,6 +419,11 @@ func (s *storage) GetOpenIDConnectSession(ctx context.Context, code string, req 
 
 // DeleteOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
 func (s *storage) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	if parts, _, err := s.codePartsOf(ctx, s.codeSignature(ctx, code)); err != nil {
+		return err
+	} else if parts != nil {
+		return nil // goes with the code's row
+	}
 	err := s.deleteRow(ctx, store.TokenOIDC, oidcKey(code))
 	if errors.Is(err, fosite.ErrNotFound) {
 		err = s.deleteRow(ctx, store.TokenOIDC, code) // an earlier version's row
@@ -379,11 +433,30 @@ func (s *storage) DeleteOpenIDConnectSession(ctx context.Context, code string) e
 
 // CreatePKCERequestSession implements pkce.PKCERequestStorage.
 func (s *storage) CreatePKCERequestSession(ctx context.Context, signature string, req fosite.Requester) error {
+	if b := bundleOf(ctx); b.holds(signature, req) && !b.parts.PKCE {
+		b.parts.PKCE, b.parts.PKCEForm = true, req.GetRequestForm()
+		return nil
+	}
 	return s.create(ctx, store.TokenPKCE, signature, req, fosite.AuthorizeCode)
 }
 
 // GetPKCERequestSession implements pkce.PKCERequestStorage.
 func (s *storage) GetPKCERequestSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	if parts, row, err := s.codePartsOf(ctx, signature); err != nil {
+		return nil, err
+	} else if parts != nil {
+		// A redeemed code's PKCE part is gone, as the row was.
+		if !parts.PKCE || !row.Active {
+			return nil, fosite.ErrNotFound
+		}
+		client, err := s.GetClient(ctx, row.ClientID)
+		if err != nil {
+			return nil, fosite.ErrNotFound
+		}
+		r := fosite.NewRequest()
+		r.ID, r.RequestedAt, r.Client, r.Session, r.Form = row.RequestID, row.RequestedAt, client, sess, parts.PKCEForm
+		return r, nil
+	}
 	ar, err := s.get(ctx, store.TokenPKCE, signature, sess, fosite.ErrNotFound)
 	if err != nil {
 		return nil, err
@@ -401,6 +474,11 @@ func (s *storage) GetPKCERequestSession(ctx context.Context, signature string, s
 // they were. If the request ends before the redemption, finish deletes the
 // row as fosite would have.
 func (s *storage) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	if parts, _, err := s.codePartsOf(ctx, signature); err != nil {
+		return err
+	} else if parts != nil {
+		return nil // goes with the code's redemption
+	}
 	if rs := stateOf(ctx); rs != nil && rs.tx == nil && rs.code != "" && s.transactional() {
 		rs.pkce = append(rs.pkce, signature)
 		return nil

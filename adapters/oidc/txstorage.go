@@ -54,6 +54,11 @@ type requestState struct {
 	// pkce are the PKCE rows (by signature) checked in this request whose
 	// deletion waits for the code's redemption.
 	pkce []string
+	// bundle collects a new code's rows (codebundle.go); partsRow and
+	// parts are the code row read in this request and what it carries.
+	bundle   *codeBundle
+	partsRow *store.OAuthToken
+	parts    *codeParts
 }
 
 type rowKey struct{ kind, signature string }
