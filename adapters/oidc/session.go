@@ -66,16 +66,29 @@ func (s *Session) Clone() fosite.Session {
 // Decoding into a fresh session (newSession) gives the same session either
 // way: what is left out is exactly what newSession holds.
 func (s *Session) MarshalJSON() ([]byte, error) {
-	type plain Session // the default encoding, without this method
+	return gojson.Marshal(s.encodable())
+}
+
+// plainSession is Session without its MarshalJSON method: the default
+// encoding.
+type plainSession Session
+
+// compactSession leaves out empty ID token claims and headers.
+type compactSession struct {
+	*plainSession
+	// Shadow the DefaultSession fields of the same JSON names.
+	IDTokenClaims *jwt.IDTokenClaims `json:"id_token_claims,omitempty"`
+	Headers       *jwt.Headers       `json:"headers,omitempty"`
+}
+
+// encodable is the value whose encoding MarshalJSON returns. The storage
+// encodes it in place of the session: the encoder then runs no
+// MarshalJSON method and need not validate and copy its output.
+func (s *Session) encodable() any {
 	if s.DefaultSession == nil || !emptyIDToken(s.DefaultSession) {
-		return gojson.Marshal((*plain)(s))
+		return (*plainSession)(s)
 	}
-	return gojson.Marshal(struct {
-		*plain
-		// Shadow the DefaultSession fields of the same JSON names.
-		IDTokenClaims *jwt.IDTokenClaims `json:"id_token_claims,omitempty"`
-		Headers       *jwt.Headers       `json:"headers,omitempty"`
-	}{plain: (*plain)(s)})
+	return compactSession{plainSession: (*plainSession)(s)}
 }
 
 // emptyIDToken reports whether the ID token claims and headers are what

@@ -107,6 +107,9 @@ func (s *storage) createWith(ctx context.Context, kind, signature string, req fo
 			sr.RedirectURI = u.String()
 		}
 	}
+	if ss, ok := sr.Session.(*Session); ok && ss != nil {
+		sr.Session = ss.encodable()
+	}
 	data, err := gojson.Marshal(sr)
 	if err != nil {
 		return fmt.Errorf("oidc: encode request: %w", err)

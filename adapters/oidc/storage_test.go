@@ -139,6 +139,11 @@ func TestSessionEncoding(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The storage encodes encodable() in place of the session:
+			// the same bytes.
+			if enc, err := gojson.Marshal(tc.s.encodable()); err != nil || string(enc) != string(got) {
+				t.Fatalf("encodable: %v\n%s\nMarshalJSON:\n%s", err, enc, got)
+			}
 			if left := !strings.Contains(string(got), `"id_token_claims"`); left != tc.compact {
 				t.Fatalf("ID token claims left out: %v, want %v: %s", left, tc.compact, got)
 			}
