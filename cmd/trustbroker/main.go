@@ -221,7 +221,7 @@ func (e env) serve(ctx context.Context, args []string) error {
 		}
 	}
 	if server.TuneGC(e.getenv) {
-		logger.Debug("garbage collector tuned for a server (GOGC=400, GOMEMLIMIT=256MiB); set either variable to override")
+		logger.Debug("garbage collector tuned for a server (GOGC=200, GOMEMLIMIT=256MiB); set either variable to override")
 	}
 	// server.New builds the providers before anything else it would
 	// write and reports their configuration errors as config.Errors.
