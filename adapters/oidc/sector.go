@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/trustbroker/trustbroker/broker/config"
+	"github.com/trustbroker/trustbroker/broker/keys"
 )
 
 // Sector identifier URIs (OIDC Core §8.1, Dynamic Client Registration
@@ -115,26 +115,13 @@ func loadCAFile(path string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sector_identifier_ca_file: %w", err)
 	}
-	pool := x509.NewCertPool()
-	n := 0
-	for {
-		var b *pem.Block
-		b, raw = pem.Decode(raw)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("sector_identifier_ca_file %s: %w", path, err)
-		}
-		pool.AddCert(cert)
-		n++
+	certs, err := keys.ParsePEMCertificates(raw)
+	if err != nil {
+		return nil, fmt.Errorf("sector_identifier_ca_file %s: %w", path, err)
 	}
-	if n == 0 {
-		return nil, fmt.Errorf("sector_identifier_ca_file %s: no PEM certificate", path)
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
 	}
 	return pool, nil
 }

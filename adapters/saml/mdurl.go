@@ -3,7 +3,6 @@ package saml
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/trustbroker/trustbroker/broker/config"
+	"github.com/trustbroker/trustbroker/broker/keys"
 )
 
 // SP metadata from a URL (metadata_url): fetched, its enveloped signature
@@ -50,24 +50,9 @@ func newRemoteMetadata(c *config.SAML) (*remoteMetadata, error) {
 	if err != nil {
 		return nil, err
 	}
-	var certs []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, raw = pem.Decode(raw)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("metadata_cert_file: %w", err)
-		}
-		certs = append(certs, cert)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("metadata_cert_file: no PEM certificate")
+	certs, err := keys.ParsePEMCertificates(raw)
+	if err != nil {
+		return nil, fmt.Errorf("metadata_cert_file: %w", err)
 	}
 	refresh := c.MetadataRefresh
 	if refresh <= 0 {

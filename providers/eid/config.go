@@ -4,8 +4,6 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -15,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/trustbroker/trustbroker/broker/config"
+	"github.com/trustbroker/trustbroker/broker/keys"
 	"github.com/trustbroker/trustbroker/broker/loa"
 	"github.com/trustbroker/trustbroker/providers"
 )
@@ -291,26 +290,7 @@ func readCerts(file string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no PEM certificate")
-	}
-	return out, nil
+	return keys.ParsePEMCertificates(b)
 }
 
 // Factory builds a provider of type "eid".

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/trustbroker/trustbroker/broker/config"
+	"github.com/trustbroker/trustbroker/broker/keys"
 	"github.com/trustbroker/trustbroker/broker/loa"
 )
 
@@ -342,24 +343,5 @@ func ParseCertificates(b []byte) ([]*x509.Certificate, error) {
 		}
 		return []*x509.Certificate{c}, nil
 	}
-	var out []*x509.Certificate
-	for {
-		var p *pem.Block
-		p, b = pem.Decode(b)
-		if p == nil {
-			break
-		}
-		if p.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(p.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no certificate")
-	}
-	return out, nil
+	return keys.ParsePEMCertificates(b)
 }
