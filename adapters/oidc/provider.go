@@ -84,15 +84,21 @@ type Options struct {
 
 // Provider is the OpenID Provider.
 type Provider struct {
-	o         Options
-	f         *fosite.Fosite
-	cfg       *fosite.Config
-	store     *storage
-	signer    *keySigner
-	dpop      *dpop.Verifier
-	clients   map[string]*Client
-	origins   map[string]bool // CORS origins of browser-based clients
-	discovery []byte
+	o       Options
+	f       *fosite.Fosite
+	cfg     *fosite.Config
+	store   *storage
+	signer  *keySigner
+	dpop    *dpop.Verifier
+	clients map[string]*Client
+	// tokens generates access tokens (fosite's strategy and the fast
+	// client_credentials path use the same).
+	tokens *accessTokens
+	// noFastPath sends every token request through fosite (tests that
+	// compare the two).
+	noFastPath bool
+	origins    map[string]bool // CORS origins of browser-based clients
+	discovery  []byte
 	// httpClient delivers back-channel logout tokens.
 	httpClient *http.Client
 	wg         sync.WaitGroup
@@ -176,6 +182,7 @@ func (p *Provider) wire() {
 	hmacStrategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: cfg}, cfg)
 	p.store.codeSig = hmacStrategy.AuthorizeCodeSignature
 	at := &accessTokens{hmac: hmacStrategy, signer: p.signer, keys: p.o.Keys, issuer: p.o.Issuer, now: p.o.Now}
+	p.tokens = at
 	idStrategy := &openid.DefaultStrategy{Signer: p.signer, Config: cfg}
 	validator := openid.NewOpenIDConnectRequestValidator(p.signer, cfg)
 	idHelper := &openid.IDTokenHandleHelper{IDTokenStrategy: idStrategy}

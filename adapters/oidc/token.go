@@ -98,6 +98,9 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		p.tokenError(w, r, nil, err)
 		return
 	}
+	if p.clientCredentials(ctx, w, r, proof) {
+		return
+	}
 	// The code a code exchange redeems is known to the storage from the
 	// start: fosite's PKCE check runs inside NewAccessRequest.
 	if r.PostForm.Get("grant_type") == "authorization_code" {
