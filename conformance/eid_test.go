@@ -3,6 +3,7 @@ package conformance_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"html"
 	"net/http"
 	"net/url"
@@ -505,5 +506,41 @@ func TestDemoOffersEIDSimulator(t *testing.T) {
 	defer server.CloseProviders(provs)
 	if provs[0].Kind() != providers.KindEID || provs[0].MaxLoA() != loa.High {
 		t.Errorf("demo eID provider: %s %s", provs[0].Kind(), provs[0].MaxLoA())
+	}
+}
+
+// TestEIDPSKSealedInTransaction: the login transaction keeps the TLS-2
+// PSK only sealed under the activation secret, which it does not keep:
+// the stored state does not hold the key the TC token hands out.
+func TestEIDPSKSealedInTransaction(t *testing.T) {
+	for _, mode := range []string{"server", "eservice"} {
+		t.Run(mode, func(t *testing.T) {
+			yml := strings.Replace(eidYAML, "      pending_polls: 1\n", "      pending_polls: 1\n      psk: "+mode+"\n", 1)
+			b := harness.Start(t, yml, dbtest.SQLite(t), harness.Options{})
+			br := harness.NewBrowser(t)
+			act, link := eidActivation(t, b, br)
+			tx := strings.Split(strings.TrimPrefix(act.URL.Path, "/providers/eid-sim/activate/"), "/")[0]
+			u, _ := url.Parse(link)
+			tok := harness.NewBrowser(t).Get(u.Query().Get("tcTokenURL"))
+			m := regexp.MustCompile(`<PSK>([0-9A-Fa-f]+)</PSK>`).FindStringSubmatch(tok.Body)
+			if tok.Status != http.StatusOK || m == nil {
+				t.Fatalf("TC token %d:\n%s", tok.Status, tok.Body)
+			}
+			got, err := b.Server.Store.Transactions().Get(t.Context(), tx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The transaction keeps the provider's bytes as a JSON string
+			// (base64); older rows kept the object itself.
+			raw := []byte(got.ProviderState)
+			var inner []byte
+			if json.Unmarshal(got.ProviderState, &inner) == nil {
+				raw = inner
+			}
+			state := strings.ToLower(string(raw))
+			if strings.Contains(state, strings.ToLower(m[1])) || !strings.Contains(state, `"psk_sealed"`) {
+				t.Fatalf("provider state holds the PSK in clear or no sealed PSK: %s", got.ProviderState)
+			}
+		})
 	}
 }

@@ -106,9 +106,13 @@ func (p *Provider) Close() error {
 // and Complete.
 type state struct {
 	Session string `json:"session"`
-	// PSK of TLS-2 and the eCardServerAddress, for the TC token.
-	PSKID   string   `json:"psk_id"`
-	PSKKey  string   `json:"psk_key"`
+	// PSK of TLS-2 and the eCardServerAddress, for the TC token: the key
+	// sealed under the activation secret (psk.go).
+	PSKID     string `json:"psk_id"`
+	PSKSealed string `json:"psk_sealed"`
+	// PSKKey is the key in clear, as logins begun before the sealing
+	// kept it (read only; logins last minutes).
+	PSKKey  string   `json:"psk_key,omitempty"`
 	Server  string   `json:"server"`
 	Secret  string   `json:"secret"` // SHA-256 (hex) of the activation secret
 	Age     int      `json:"age,omitempty"`
@@ -154,8 +158,12 @@ func (p *Provider) Begin(ctx context.Context, req providers.Request) (string, []
 	}
 	secret := randomToken()
 	sum := sha256.Sum256([]byte(secret))
+	sealed, err := sealPSK(secret, resp.PSK.ID, resp.Session.ID, resp.PSK.Key)
+	if err != nil {
+		return "", nil, MinorError(MinorInternalError, req.Lang, err)
+	}
 	st, _ := json.Marshal(state{
-		Session: resp.Session.ID, PSKID: resp.PSK.ID, PSKKey: resp.PSK.Key, Server: server,
+		Session: resp.Session.ID, PSKID: resp.PSK.ID, PSKSealed: sealed, Server: server,
 		Secret: hex.EncodeToString(sum[:]), Age: age, Place: place, Request: requestedLabels(ur),
 	})
 	return p.endpoint("activate", req.TransactionID, secret), st, nil
@@ -326,7 +334,16 @@ func (p *Provider) tcToken(w http.ResponseWriter, r *http.Request, host provider
 	if st.Link != nil {
 		refresh = p.linkedURL(tx)
 	}
-	tok := NewTCToken(st.Server, PSK{ID: st.PSKID, Key: st.PSKKey}, refresh, refresh)
+	key, err := st.PSKKey, error(nil)
+	if st.PSKSealed != "" || key == "" {
+		key, err = openPSK(r.PathValue("k"), st.PSKID, st.Session, st.PSKSealed)
+	}
+	if err != nil {
+		host.Audit(ctx, "eid-client", "eid.tctoken", tx, store.OutcomeFailure, err.Error(), nil)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	tok := NewTCToken(st.Server, PSK{ID: st.PSKID, Key: key}, refresh, refresh)
 	b, err := tok.Marshal()
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
