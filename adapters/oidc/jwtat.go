@@ -23,7 +23,7 @@ import (
 // access_token_format: jwt. Both kinds are stored by signature, so
 // revocation and introspection treat them alike.
 type accessTokens struct {
-	hmac   *oauth2.HMACSHAStrategy
+	hmac   *orderedHMAC
 	signer *keySigner
 	keys   *keys.Manager
 	issuer string

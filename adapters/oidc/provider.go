@@ -179,7 +179,7 @@ func New(o Options) (*Provider, error) {
 // the storage has every method each handler uses.
 func (p *Provider) wire() {
 	cfg := p.cfg
-	hmacStrategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: cfg}, cfg)
+	hmacStrategy := &orderedHMAC{inner: oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: cfg}, cfg), now: p.o.Now}
 	p.store.codeSig = hmacStrategy.AuthorizeCodeSignature
 	at := &accessTokens{hmac: hmacStrategy, signer: p.signer, keys: p.o.Keys, issuer: p.o.Issuer, now: p.o.Now}
 	p.tokens = at
