@@ -139,8 +139,13 @@ type Page struct {
 	// Other is the other language, for the switch link.
 	Other string
 	Demo  bool
-	// Path is the current path, for the language switch link.
+	// Path is the current path.
 	Path string
+	// LangURL is the language switch link: the current path and, for a
+	// GET, its query (a logout ticket, a login's parameters), with lang
+	// set to Other. A page answering a POST links to its path only: the
+	// form cannot be sent again by a link.
+	LangURL string
 	// TitleKey is the catalogue key of the page title.
 	TitleKey string
 	Data     any
@@ -157,8 +162,15 @@ func (u *UI) Render(w http.ResponseWriter, r *http.Request, status int, page, la
 	if lang == "en" {
 		other = "de"
 	}
+	langURL := r.URL.Path + "?lang=" + other
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		q := r.URL.Query()
+		q.Set("lang", other)
+		langURL = r.URL.Path + "?" + q.Encode()
+	}
 	var buf bytes.Buffer
-	err := t.ExecuteTemplate(&buf, page+".html", Page{Lang: lang, Other: other, Demo: u.demo, Path: r.URL.Path, TitleKey: page + ".title", Data: data})
+	err := t.ExecuteTemplate(&buf, page+".html", Page{Lang: lang, Other: other, Demo: u.demo, Path: r.URL.Path, LangURL: langURL,
+		TitleKey: page + ".title", Data: data})
 	if err != nil {
 		u.logger.Error("render page", "page", page, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)

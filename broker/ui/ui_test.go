@@ -115,6 +115,24 @@ func TestEveryPageRenders(t *testing.T) {
 	}
 }
 
+// TestLangSwitchLink: the switch keeps a GET's query (a logout ticket)
+// with lang replaced; a page answering a POST links to its path.
+func TestLangSwitchLink(t *testing.T) {
+	u := newUI(t, false)
+	for _, tc := range []struct{ method, target, want string }{
+		{"GET", "/oauth2/logout/frontchannel?t=abc%2Bdef&lang=de", `href="/oauth2/logout/frontchannel?lang=en&amp;t=abc%2Bdef"`},
+		{"GET", "/account", `href="/account?lang=en"`},
+		{"POST", "/oauth2/logout?x=1", `href="/oauth2/logout?lang=en"`},
+		{"GET", "/p?q=%22%3E%3Cscript%3E", `href="/p?lang=en&amp;q=%22%3E%3Cscript%3E"`},
+	} {
+		rec := httptest.NewRecorder()
+		u.Render(rec, httptest.NewRequest(tc.method, tc.target, nil), 200, "error", "de", sample["error"])
+		if !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%s %s: no %s in\n%s", tc.method, tc.target, tc.want, rec.Body)
+		}
+	}
+}
+
 func TestLang(t *testing.T) {
 	for _, tc := range []struct {
 		query, header, explicit, want string
