@@ -24,7 +24,7 @@ var (
 // is a plain ASCII string or an integer, which token responses are.
 func writeAccessResponse(w http.ResponseWriter, resp fosite.AccessResponder) {
 	m := resp.ToMap()
-	body, ok := appendTokenJSON(make([]byte, 0, 512), m)
+	body, ok := appendTokenJSON(make([]byte, 0, tokenJSONSize(m)), m)
 	if !ok {
 		var err error
 		if body, err = json.Marshal(m); err != nil {
@@ -78,6 +78,21 @@ func appendTokenJSON(b []byte, m map[string]any) ([]byte, bool) {
 		}
 	}
 	return append(b, '}'), true
+}
+
+// tokenJSONSize bounds the encoding of m when appendTokenJSON can encode
+// it, so the body is allocated once.
+func tokenJSONSize(m map[string]any) int {
+	n := 2
+	for k, v := range m {
+		n += len(k) + 4 // "k": and a comma
+		if s, ok := v.(string); ok {
+			n += len(s) + 2
+		} else {
+			n += 20 // an integer
+		}
+	}
+	return n
 }
 
 // plainJSONString reports whether encoding/json writes s unchanged between
