@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
@@ -145,4 +146,49 @@ func TestCodeWithoutParts(t *testing.T) {
 	if _, err := s.GetOpenIDConnectSession(tctx, "code.plain", fosite.NewAccessRequest(newSession())); !errors.Is(err, openid.ErrNoSessionFound) {
 		t.Fatalf("OpenID Connect: %v, want ErrNoSessionFound", err)
 	}
+}
+
+// TestCodeRowDecodedOnce: within a request, asking again for the code
+// row into the same session reuses the first decoding (the session is
+// left as it is, the request fields are fresh copies); another session
+// or another request decodes the row.
+func TestCodeRowDecodedOnce(t *testing.T) {
+	s, st := testStorage(t, dbtest.SQLite(t))
+	s.clients["c"] = &Client{DefaultOpenIDConnectClient: fosite.DefaultOpenIDConnectClient{DefaultClient: &fosite.DefaultClient{ID: "c"}}}
+	sess := newSession()
+	sess.Subject, sess.AccountID = "user", "acc"
+	ar := fosite.NewAuthorizeRequest()
+	ar.ID, ar.Client, ar.Session = "req", s.clients["c"], sess
+	ar.GrantedScope = fosite.Arguments{"openid", "profile"}
+	ar.Form.Set("nonce", "n")
+	if err := s.CreateAuthorizeCodeSession(t.Context(), "sig", ar); err != nil {
+		t.Fatal(err)
+	}
+	ctx, _ := withRequestState(t.Context())
+	s0 := newSession()
+	first, err := s.GetAuthorizeCodeSession(ctx, "sig", s0)
+	if err != nil || s0.AccountID != "acc" || first.GetGrantedScopes()[1] != "profile" {
+		t.Fatalf("first: %v %+v", err, s0)
+	}
+	// What fosite and the token endpoint change in between stays.
+	s0.SetExpiresAt(fosite.AccessToken, time.Unix(1900000000, 0))
+	s0.AccountID = "changed-in-between"
+	first.(*fosite.AuthorizeRequest).GrantedScope[1] = "mutated"
+	second, err := s.GetAuthorizeCodeSession(ctx, "sig", s0)
+	if err != nil || s0.AccountID != "changed-in-between" || !s0.GetExpiresAt(fosite.AccessToken).Equal(time.Unix(1900000000, 0)) {
+		t.Fatalf("second decoded into the session again: %v %+v", err, s0)
+	}
+	if second.GetGrantedScopes()[1] != "profile" || second.GetRequestForm().Get("nonce") != "n" || second.GetID() != "req" {
+		t.Fatalf("second request %+v", second)
+	}
+	// Another session, another request: decoded.
+	s1 := newSession()
+	if _, err := s.GetAuthorizeCodeSession(ctx, "sig", s1); err != nil || s1.AccountID != "acc" {
+		t.Fatalf("another session: %v %+v", err, s1)
+	}
+	other, _ := withRequestState(t.Context())
+	if _, err := s.GetAuthorizeCodeSession(other, "sig", s0); err != nil || s0.AccountID != "acc" {
+		t.Fatalf("another request: %v %+v", err, s0)
+	}
+	_ = st
 }

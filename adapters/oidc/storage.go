@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	gojson "github.com/goccy/go-json"
@@ -158,11 +159,9 @@ func (s *storage) decodeRow(ctx context.Context, row *store.OAuthToken, sess fos
 	if sess == nil {
 		sess = newSession()
 	}
-	// One pass over the row: the session is decoded in place (into the
-	// pointer sess holds) rather than kept raw and decoded again.
-	sr := storedRequest{Session: sess}
-	if err := gojson.Unmarshal(row.Data, &sr); err != nil {
-		return nil, fmt.Errorf("oidc: decode request: %w", err)
+	sr, err := s.decodeRequest(ctx, row, sess)
+	if err != nil {
+		return nil, err
 	}
 	client, err := s.GetClient(ctx, sr.ClientID)
 	if err != nil {
@@ -180,6 +179,49 @@ func (s *storage) decodeRow(ctx context.Context, row *store.OAuthToken, sess fos
 		ar.RedirectURI, _ = url.Parse(sr.RedirectURI)
 	}
 	return ar, nil
+}
+
+// decodeRequest decodes a row's request, its session into sess: in one
+// pass, the session in place (into the pointer sess holds) rather than
+// kept raw and decoded again.
+//
+// A code exchange asks for the code's row three times (fosite's check,
+// fosite's issuing, the ID token), each time into the same session, the
+// token request's: the first call filled it from the row, and what
+// changed in it since are the access and refresh token expiries fosite
+// sets (not in a code's row) and the DPoP binding (in the row only when
+// the code was bound, and then equal). Decoding again would write the
+// same values, so the request state keeps the first decoding for this row
+// and session, and later calls reuse its request fields (copied) and
+// leave the session as it is.
+func (s *storage) decodeRequest(ctx context.Context, row *store.OAuthToken, sess fosite.Session) (storedRequest, error) {
+	rs := stateOf(ctx)
+	if rs != nil && rs.decodedRow == row && rs.decodedSess == sess && row != nil {
+		return rs.decoded.clone(), nil
+	}
+	sr := storedRequest{Session: sess}
+	if err := gojson.Unmarshal(row.Data, &sr); err != nil {
+		return storedRequest{}, fmt.Errorf("oidc: decode request: %w", err)
+	}
+	if rs != nil && row.Kind == store.TokenAuthorizeCode {
+		rs.decodedRow, rs.decodedSess, rs.decoded = row, sess, sr.clone()
+	}
+	return sr, nil
+}
+
+// clone copies the request fields fosite could change in place.
+func (sr storedRequest) clone() storedRequest {
+	c := sr
+	c.RequestedScope, c.GrantedScope = slices.Clone(sr.RequestedScope), slices.Clone(sr.GrantedScope)
+	c.RequestedAudience, c.GrantedAudience = slices.Clone(sr.RequestedAudience), slices.Clone(sr.GrantedAudience)
+	c.ResponseTypes = slices.Clone(sr.ResponseTypes)
+	if sr.Form != nil {
+		c.Form = make(url.Values, len(sr.Form))
+		for k, v := range sr.Form {
+			c.Form[k] = slices.Clone(v)
+		}
+	}
+	return c
 }
 
 // getRow loads a row. fosite reads an authorization code twice in one

@@ -59,6 +59,12 @@ type requestState struct {
 	bundle   *codeBundle
 	partsRow *store.OAuthToken
 	parts    *codeParts
+	// decodedRow, decodedSess and decoded: the code row decoded in this
+	// request, the session it was decoded into, and its request fields
+	// (storage.decodeRequest).
+	decodedRow  *store.OAuthToken
+	decodedSess fosite.Session
+	decoded     storedRequest
 }
 
 type rowKey struct{ kind, signature string }
