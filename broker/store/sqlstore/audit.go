@@ -37,10 +37,9 @@ func (r *auditRepo) Append(ctx context.Context, ev *store.AuditEvent) error {
 		return wrap(err, "append audit event %q", ev.Action)
 	}
 	ev.Time = r.s.defaultTime(ev.Time)
-	err = r.s.queryRow(ctx,
+	err = r.s.writeRow(ctx, []any{&ev.Seq},
 		"INSERT INTO audit_events ("+auditCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-		micros(ev.Time), ev.Actor, ev.Action, ev.Target, ev.Outcome, ev.Reason, ev.RequestID, details,
-	).Scan(&ev.Seq)
+		micros(ev.Time), ev.Actor, ev.Action, ev.Target, ev.Outcome, ev.Reason, ev.RequestID, details)
 	return wrap(err, "append audit event %q", ev.Action)
 }
 

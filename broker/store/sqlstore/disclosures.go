@@ -34,10 +34,9 @@ func scanDisclosure(r rowScanner, _ ...any) (*store.Disclosure, error) {
 // assigned by the database and written back. The account must exist.
 func (r *disclosureRepo) Append(ctx context.Context, d *store.Disclosure) error {
 	d.Time = r.s.defaultTime(d.Time)
-	err := r.s.queryRow(ctx,
+	err := r.s.writeRow(ctx, []any{&d.Seq},
 		"INSERT INTO disclosures ("+disclosureCols+") VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-		micros(d.Time), d.AccountID, d.RPID, stringsArg(d.Attributes), d.Protocol, d.ConsentID,
-	).Scan(&d.Seq)
+		micros(d.Time), d.AccountID, d.RPID, stringsArg(d.Attributes), d.Protocol, d.ConsentID)
 	return wrap(r.s.mapWriteErr(err), "append disclosure to %q", d.RPID)
 }
 

@@ -32,12 +32,11 @@ func (r *relyingPartyRepo) Put(ctx context.Context, rp *store.RelyingParty) erro
 	}
 	rp.UpdatedAt = roundTime(r.s.now())
 	rp.CreatedAt = r.s.defaultTime(rp.CreatedAt)
-	err = r.s.queryRow(ctx,
+	err = r.s.writeRow(ctx, []any{timeCol{&rp.CreatedAt}},
 		"INSERT INTO relying_parties ("+relyingPartyCols+") VALUES (?, ?, ?, ?, ?, ?, ?)"+
 			" ON CONFLICT (id) DO UPDATE SET protocol = excluded.protocol, name = excluded.name, source = excluded.source,"+
 			" config = excluded.config, updated_at = excluded.updated_at RETURNING created_at",
-		rp.ID, rp.Protocol, rp.Name, rp.Source, cfg, micros(rp.CreatedAt), micros(rp.UpdatedAt),
-	).Scan(timeCol{&rp.CreatedAt})
+		rp.ID, rp.Protocol, rp.Name, rp.Source, cfg, micros(rp.CreatedAt), micros(rp.UpdatedAt))
 	return wrap(err, "put relying party %q", rp.ID)
 }
 

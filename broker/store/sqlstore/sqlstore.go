@@ -365,6 +365,26 @@ func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return s.conn().QueryRowContext(ctx, s.d.rebind(q), args...)
 }
 
+// writeRow runs a write that returns a row (INSERT … RETURNING) and scans
+// it into dest. On SQLite outside a transaction it goes through the write
+// queue like exec: run as a plain query it would wait for the write lock
+// in SQLite's busy handler instead, sleeping while the queue's groups
+// hold the lock, on a pooled connection a checkpoint may need.
+func (s *Store) writeRow(ctx context.Context, dest []any, q string, args ...any) error {
+	if s.tx == nil && s.writers != nil {
+		view, end, err := s.beginGrouped(ctx)
+		if err != nil {
+			return err
+		}
+		err = view.queryRow(ctx, q, args...).Scan(dest...)
+		if eerr := end(err == nil); err == nil {
+			err = eerr
+		}
+		return err
+	}
+	return s.queryRow(ctx, q, args...).Scan(dest...)
+}
+
 // nowMicros is the current time as stored.
 func (s *Store) nowMicros() int64 { return micros(s.now()) }
 
