@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +26,8 @@ import (
 //     commit gives each writer a SAVEPOINT) and temporary tables stay in
 //     memory instead of temporary files, which cost a write syscall per
 //     page touched; they hold at most the pages one batch changes;
+//   - wal_autocheckpoint(0): no commit checkpoints the WAL; the store's
+//     checkpointer does, in the background (checkpointer);
 //   - _txlock=immediate: write transactions take the write lock at BEGIN,
 //     so two transactions never deadlock upgrading a read lock.
 var sqliteDefaults = []struct{ key, value string }{
@@ -33,6 +36,7 @@ var sqliteDefaults = []struct{ key, value string }{
 	{"_pragma", "foreign_keys(1)"},
 	{"_pragma", "synchronous(NORMAL)"},
 	{"_pragma", "temp_store(MEMORY)"},
+	{"_pragma", "wal_autocheckpoint(0)"},
 	{"_txlock", "immediate"},
 }
 
@@ -41,6 +45,9 @@ type dsnInfo struct {
 	dialect string // DialectSQLite or DialectPostgres
 	// driverDSN is what the database/sql driver receives.
 	driverDSN string
+	// checkpointer: SQLite's automatic checkpoints are off and the store
+	// runs its own (the DSN did not set wal_autocheckpoint).
+	checkpointer bool
 }
 
 var schemeRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*):`)
@@ -107,10 +114,12 @@ func parseSQLite(s string) (dsnInfo, error) {
 	if q.Get("mode") == "memory" || q.Get("vfs") == "memdb" {
 		return dsnInfo{}, errors.New("database dsn: sqlite: in-memory databases are not supported; use a file")
 	}
+	ownCheckpoints := !slices.ContainsFunc(q["_pragma"], func(p string) bool { return pragmaName(p) == "wal_autocheckpoint" })
 	addSQLiteDefaults(q)
 	return dsnInfo{
-		dialect:   DialectSQLite,
-		driverDSN: "file:" + escapeSQLitePath(filepath.Clean(path)) + "?" + q.Encode(),
+		dialect:      DialectSQLite,
+		driverDSN:    "file:" + escapeSQLitePath(filepath.Clean(path)) + "?" + q.Encode(),
+		checkpointer: ownCheckpoints,
 	}, nil
 }
 

@@ -90,6 +90,9 @@ type Store struct {
 	// writers queues and groups this process's SQLite writes (see
 	// groupCommit); nil for PostgreSQL.
 	writers *groupCommit
+	// checkpoints runs the WAL checkpoints (SQLite, unless the DSN sets
+	// wal_autocheckpoint); nil otherwise.
+	checkpoints *checkpointer
 	// grouped: tx is a group's (statements run without cancellation,
 	// which would roll back the whole group).
 	grouped bool
@@ -116,8 +119,10 @@ type querier interface {
 //     file PATH (sqlite:///var/lib/tb.db is /var/lib/tb.db). A query string
 //     goes to modernc.org/sqlite. Connections get WAL, busy_timeout(10000),
 //     foreign_keys(1), synchronous(NORMAL) (durable across a process crash,
-//     not an OS crash or power loss) and _txlock=immediate; a _pragma of
-//     the same name in the DSN replaces the default, e.g.
+//     not an OS crash or power loss), wal_autocheckpoint(0) (the store
+//     checkpoints in the background, see checkpointer) and
+//     _txlock=immediate; a _pragma of the same name in the DSN replaces
+//     the default, e.g.
 //     sqlite:/var/lib/tb.db?_pragma=synchronous(FULL). In-memory databases
 //     are refused, since each pooled connection would see its own.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
@@ -140,7 +145,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	s := &Store{db: db, d: d, now: opts.Now, log: opts.Logger}
 	if !d.postgres() {
 		s.stmts = &stmtCache{}
-		s.writers = newGroupCommit(db)
+		// One connection for the writers when the pool has more.
+		s.writers = newGroupCommit(db, n > 1)
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -151,6 +157,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err := s.checkOpen(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if info.checkpointer {
+		s.checkpoints = startCheckpointer(db, s.writers, s.log)
 	}
 	return s, nil
 }
@@ -212,6 +221,12 @@ func (s *Store) Close() error {
 		return errors.New("sqlstore: Close called inside a transaction")
 	}
 	s.stmts.close()
+	if s.checkpoints != nil {
+		s.checkpoints.close()
+	}
+	if s.writers != nil {
+		s.writers.close()
+	}
 	return s.db.Close()
 }
 

@@ -195,7 +195,7 @@ func TestSQLitePragmas(t *testing.T) {
 	st := openStore(t, "sqlite:"+filepath.Join(dir, "default.db"), nil)
 	for name, want := range map[string]string{
 		"journal_mode": "wal", "synchronous": "1", "foreign_keys": "1", "busy_timeout": "10000",
-		"temp_store": "2",
+		"temp_store": "2", "wal_autocheckpoint": "0",
 	} {
 		if got := pragma(st, name); got != want {
 			t.Errorf("PRAGMA %s = %s, want %s", name, got, want)

@@ -37,9 +37,15 @@ import (
 // breaks the InTx rule and writes through the outer Store inside a
 // transaction gets an error, not a hang.
 type groupCommit struct {
-	db       *sql.DB
-	timeout  time.Duration
-	maxGroup int
+	db *sql.DB
+	// dedicated: the groups run on one connection of their own (conn,
+	// taken from the pool when first needed), see writeConn.
+	dedicated bool
+	conn      *sql.Conn
+	// committed, when set, is called after each successful group commit.
+	committed func()
+	timeout   time.Duration
+	maxGroup  int
 
 	mu      sync.Mutex
 	busy    bool      // a writer holds the turn
@@ -72,8 +78,50 @@ const (
 // ErrWriteQueueTimeout: a writer did not get its turn in time.
 var ErrWriteQueueTimeout = errors.New("sqlstore: timed out waiting for the SQLite write queue")
 
-func newGroupCommit(db *sql.DB) *groupCommit {
-	return &groupCommit{db: db, timeout: queueTimeout, maxGroup: maxGroup}
+func newGroupCommit(db *sql.DB, dedicated bool) *groupCommit {
+	return &groupCommit{db: db, dedicated: dedicated, timeout: queueTimeout, maxGroup: maxGroup}
+}
+
+// begin begins a group's transaction; the caller holds the turn.
+//
+// With a dedicated connection every group runs on the same one. SQLite
+// drops a connection's whole page cache when it finds that another
+// connection changed the database since its last transaction; the pages a
+// connection wrote itself stay cached. Groups that ran on whichever pooled
+// connection was free therefore began by reading from the WAL, one read
+// system call per page, the B-tree pages the previous group had just
+// written (the tables' last leaves, the index pages of active tokens);
+// on the connection that wrote them they are in memory.
+func (g *groupCommit) begin(ctx context.Context) (*sql.Tx, error) {
+	if !g.dedicated {
+		return g.db.BeginTx(ctx, nil)
+	}
+	if g.conn == nil {
+		c, err := g.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		g.conn = c
+	}
+	tx, err := g.conn.BeginTx(ctx, nil)
+	if err != nil {
+		// A broken connection is not reused: the next group takes a
+		// fresh one from the pool.
+		_ = g.conn.Close()
+		g.conn = nil
+	}
+	return tx, err
+}
+
+// close returns the dedicated connection; the caller makes sure no writer
+// runs.
+func (g *groupCommit) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.conn != nil {
+		_ = g.conn.Close()
+		g.conn = nil
+	}
 }
 
 // acquire waits for the writer's turn.
@@ -133,7 +181,7 @@ func (g *groupCommit) join(ctx context.Context) (*sql.Tx, func(commit bool) erro
 	if gr == nil {
 		// Not the request's context: cancelling one writer must not roll
 		// back the others.
-		tx, err := g.db.BeginTx(context.WithoutCancel(ctx), nil)
+		tx, err := g.begin(context.WithoutCancel(ctx))
 		if err != nil {
 			g.mu.Lock()
 			g.passLocked()
@@ -196,15 +244,45 @@ func (g *groupCommit) leave(gr *group, kept bool) error {
 	}
 	g.cur = nil
 	g.mu.Unlock()
+	g.end(gr)
+	g.mu.Lock()
+	g.passLocked()
+	g.mu.Unlock()
+	return gr.err
+}
+
+// end commits a group (rolls it back when broken) and tells its members;
+// the caller holds the turn and has taken the group out of g.cur.
+func (g *groupCommit) end(gr *group) {
 	if gr.broken {
 		_ = gr.tx.Rollback()
 		gr.err = errors.New("sqlstore: a write of the group failed inside SQLite; the group was rolled back")
 	} else if err := gr.tx.Commit(); err != nil {
 		gr.err = fmt.Errorf("sqlstore: commit: %w", err)
+	} else if g.committed != nil {
+		g.committed()
 	}
 	close(gr.done)
+}
+
+// exclusive runs fn holding the turn with no group open: a group the last
+// writer left open for us (leave hands the turn on to a waiter) is
+// committed first, so everything written is committed while fn runs and
+// nothing is written until it returns.
+func (g *groupCommit) exclusive(ctx context.Context, fn func()) error {
+	if err := g.acquire(ctx); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	gr := g.cur
+	g.cur = nil
+	g.mu.Unlock()
+	if gr != nil {
+		g.end(gr)
+	}
+	fn()
 	g.mu.Lock()
 	g.passLocked()
 	g.mu.Unlock()
-	return gr.err
+	return nil
 }
