@@ -67,7 +67,7 @@ func (r *oauthRepo) DeactivateToken(ctx context.Context, kind, signature string)
 func (r *oauthRepo) RevokeByRequestID(ctx context.Context, kind, requestID string) (int64, error) {
 	n, err := execAffected(ctx, r.s,
 		// active = TRUE as a literal, so the partial index of migration
-		// 0005 applies.
+		// 0009 applies.
 		"UPDATE oauth_tokens SET active = FALSE WHERE kind = ? AND request_id = ? AND active = TRUE",
 		kind, requestID)
 	return n, wrap(err, "revoke %s of request", kind)
