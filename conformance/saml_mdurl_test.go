@@ -16,6 +16,7 @@ import (
 
 	"github.com/beevik/etree"
 	crewsaml "github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/trustbroker/trustbroker/conformance/dbtest"
 	"github.com/trustbroker/trustbroker/conformance/harness"
@@ -44,12 +45,25 @@ relying_parties:
       metadata_url: {{md_url}}
       metadata_cert_file: {{md_cert}}
       metadata_refresh: 200ms
+  - id: local
+    name: {de: Lokal, en: Local}
+    protocol: saml
+    accepted_credentials: [eid]
+    claims:
+      - {name: given_name, required: true, purpose: {en: greeting}}
+    saml:
+      entity_id: {{local_entity}}
+      acs_urls: [{{local_acs}}]
 `
 
 // TestSAMLMetadataURL: an SP registered by metadata_url is fetched and
 // verified at start, logs in; when its metadata server fails, the broker
-// keeps the last good copy (logins still work) and reports the failures
-// in /metrics.
+// keeps the last good copy (logins still work), reports the failures in
+// /metrics and stays ready, with the SP degraded in /readyz?verbose. Past
+// the copy's validUntil the SP cannot log in (usable gauge 0, unavailable
+// in /readyz?verbose), but the broker stays ready and another relying
+// party still logs in: one party's metadata must not take every replica
+// out of the load balancer. Once the server answers again the SP is back.
 func TestSAMLMetadataURL(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, dsn string) {
 		sp := signingSP(t, "https://remote.example/saml", "http://localhost/remote/acs")
@@ -79,10 +93,12 @@ func TestSAMLMetadataURL(t *testing.T) {
 			t.Fatal(err)
 		}
 		yaml := strings.NewReplacer("{{md_url}}", strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)+"/md",
-			"{{md_cert}}", certFile).Replace(mdURLYAML)
+			"{{md_cert}}", certFile, "{{local_entity}}", spEntityID, "{{local_acs}}", spACS).Replace(mdURLYAML)
 		c := &clock{t: nowUTC()}
 		b := harness.Start(t, yaml, dsn, harness.Options{Now: c.now})
 		trustIdP(t, b, sp)
+		local := newSAMLSP(t, b, spACS)
+		usable := func() float64 { return metric(t, b, `trustbroker_saml_metadata_usable{rp="remote"}`) }
 
 		login := func() {
 			t.Helper()
@@ -99,6 +115,9 @@ func TestSAMLMetadataURL(t *testing.T) {
 		if metric(t, b, `trustbroker_saml_metadata_last_success_timestamp_seconds{rp="remote"}`) <= 0 {
 			t.Error("no last-success metric")
 		}
+		if v := usable(); v != 1 {
+			t.Errorf("usable gauge %v with the metadata loaded", v)
+		}
 
 		mu.Lock()
 		status = http.StatusInternalServerError
@@ -112,7 +131,98 @@ func TestSAMLMetadataURL(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		login() // the last good copy
+		if v := metric(t, b, `trustbroker_saml_metadata_refresh_failing{rp="remote"}`); v != 1 {
+			t.Errorf("refresh_failing gauge %v while failing", v)
+		}
+		if code, body := readyz(t, b, ""); code != http.StatusOK || body != "ok\n" {
+			t.Errorf("refresh failing, copy valid: %d %q", code, body)
+		}
+		if code, body := readyz(t, b, "?verbose"); code != http.StatusOK ||
+			!strings.Contains(body, "[+]database ok\n[+]saml-metadata/remote degraded: refresh failing since ") {
+			t.Errorf("refresh failing, copy valid, verbose: %d\n%s", code, body)
+		}
+		if v := usable(); v != 1 {
+			t.Errorf("usable gauge %v while failing with a valid copy", v)
+		}
+
+		c.add(49 * time.Hour) // crewjam's metadata is valid for 48h
+		if code, body := readyz(t, b, ""); code != http.StatusOK || body != "ok\n" {
+			t.Errorf("metadata expired: %d %q", code, body)
+		}
+		if code, body := readyz(t, b, "?verbose"); code != http.StatusOK ||
+			!strings.HasPrefix(body, "[+]database ok\n[+]saml-metadata/remote unavailable: metadata expired at ") ||
+			!strings.HasSuffix(body, "\nreadyz check passed\n") {
+			t.Errorf("metadata expired, verbose: %d\n%s", code, body)
+		}
+		if v := usable(); v != 0 {
+			t.Errorf("usable gauge %v with the metadata expired", v)
+		}
+		// The refresh loop drops the expired copy at its next failure (two
+		// failures after the clock moved: one may have read the old time).
+		failures := metric(t, b, `trustbroker_saml_metadata_refresh_failures_total{rp="remote"}`)
+		deadline = time.Now().Add(15 * time.Second)
+		for metric(t, b, `trustbroker_saml_metadata_refresh_failures_total{rp="remote"}`) < failures+2 {
+			if time.Now().After(deadline) {
+				t.Fatal("no refresh after the clock moved past validUntil")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		req := newRequest(t, sp, crewsaml.HTTPRedirectBinding, nil)
+		wantRefusedPage(t, send(t, b, harness.NewBrowser(t), sp, crewsaml.HTTPRedirectBinding, req))
+		// Another relying party is served meanwhile. (Its request carries
+		// the broker's time; its Response is not parsed by crewjam, whose
+		// clock is not the broker's.)
+		req = newRequest(t, local, crewsaml.HTTPRedirectBinding, func(r *crewsaml.AuthnRequest) { r.IssueInstant = c.now() })
+		page := send(t, b, harness.NewBrowser(t), local, crewsaml.HTTPRedirectBinding, req)
+		if page.Status != http.StatusOK || !samlResponseRE.MatchString(page.Body) {
+			t.Fatalf("the other relying party got no Response: %d %s\n%s", page.Status, page.URL, page.Body)
+		}
+		if top, second := samlStatus(t, page); top != crewsaml.StatusSuccess {
+			t.Errorf("the other relying party: status %s %s", top, second)
+		}
+
+		sp.Clock = dsig.NewFakeClockAt(c.now()) // a copy valid for 48h from the broker's now
+		el, err = sp.SignedMetadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc.SetRoot(el)
+		mu.Lock()
+		if signed, err = doc.WriteToBytes(); err != nil {
+			t.Fatal(err)
+		}
+		status = http.StatusOK
+		mu.Unlock()
+		deadline = time.Now().Add(15 * time.Second)
+		for {
+			code, body := readyz(t, b, "?verbose")
+			if code == http.StatusOK && strings.Contains(body, "[+]saml-metadata/remote ok\n") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not ready again after the metadata server recovered: %d\n%s", code, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if v := metric(t, b, `trustbroker_saml_metadata_refresh_failing{rp="remote"}`); v != 0 {
+			t.Errorf("refresh_failing gauge %v after recovery", v)
+		}
+		if v := usable(); v != 1 {
+			t.Errorf("usable gauge %v after recovery", v)
+		}
 	})
+}
+
+// readyz reads the broker's /readyz with query.
+func readyz(t *testing.T, b *harness.Broker, query string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(b.URL + "/readyz" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 // metric reads one sample from the broker's /metrics (0 when absent).

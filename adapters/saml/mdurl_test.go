@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"encoding/xml"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -21,9 +22,11 @@ import (
 
 	"github.com/beevik/etree"
 	crewsaml "github.com/crewjam/saml"
+	"github.com/prometheus/client_golang/prometheus"
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/trustbroker/trustbroker/broker/config"
+	"github.com/trustbroker/trustbroker/broker/health"
 )
 
 const remoteEntity = "https://remote.example/saml"
@@ -292,4 +295,154 @@ func FuzzVerifyMetadata(f *testing.F) {
 			t.Fatalf("accepted metadata the signer did not sign: %q", raw)
 		}
 	})
+}
+
+// usableGauge is trustbroker_saml_metadata_usable{rp} (-1 when unset).
+func usableGauge(t *testing.T, rp string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(metadataUsable)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "rp" && l.GetValue() == rp {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// TestMetadataURLReadiness: the IdP's checks are partial: while the SP's
+// metadata was never loaded or is past its validUntil, /readyz stays 200
+// and ?verbose shows the relying party unavailable, and the gauge
+// trustbroker_saml_metadata_usable is 0; a failing refresh with a valid
+// copy in use is shown as degraded, usable 1; the URL never shows.
+func TestMetadataURLReadiness(t *testing.T) {
+	signer := newMDSigner(t, "sp-key.pem")
+	srv := newMDServer(t)
+	srv.set(http.StatusNotFound, nil)
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	p, err := New(Options{SessionKey: testSessionKey, Now: clock, RelyingParties: []*config.RelyingParty{{ID: "remote", Protocol: Protocol, SAML: &config.SAML{
+		EntityID: remoteEntity, MetadataURL: srv.URL + "/md", MetadataCertFile: signer.certFile(t), MetadataRefresh: time.Hour,
+		NameIDFormats: []string{config.NameIDPersistent}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := p.sps[remoteEntity]
+	ready := &health.Readiness{}
+	ready.Add(p.ReadinessChecks()...)
+	readyz := func(target string) (int, string) {
+		w := httptest.NewRecorder()
+		ready.ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
+		if strings.Contains(w.Body.String(), srv.URL) {
+			t.Errorf("the answer shows the metadata URL:\n%s", w.Body)
+		}
+		return w.Code, w.Body.String()
+	}
+
+	if v := usableGauge(t, "remote"); v != 0 {
+		t.Errorf("never loaded: usable %v", v)
+	}
+	if code, body := readyz("/readyz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("never loaded: %d %q", code, body)
+	}
+	if code, body := readyz("/readyz?verbose"); code != http.StatusOK ||
+		body != "[+]saml-metadata/remote unavailable: metadata never loaded\nreadyz check passed\n" {
+		t.Errorf("never loaded, verbose: %d %q", code, body)
+	}
+
+	srv.set(http.StatusOK, signer.metadata(t, "https://remote.example/acs1", now.Add(2*time.Hour), 0))
+	p.refresh(context.Background(), sp)
+	if v := usableGauge(t, "remote"); v != 1 {
+		t.Errorf("loaded: usable %v", v)
+	}
+	if code, body := readyz("/readyz?verbose"); code != http.StatusOK || body != "[+]saml-metadata/remote ok\nreadyz check passed\n" {
+		t.Errorf("loaded: %d %q", code, body)
+	}
+
+	srv.set(http.StatusInternalServerError, nil)
+	now = now.Add(time.Hour)
+	p.refresh(context.Background(), sp)
+	now = now.Add(time.Minute)
+	p.refresh(context.Background(), sp)
+	if code, body := readyz("/readyz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("refresh failing, copy valid: %d %q", code, body)
+	}
+	want := "[+]saml-metadata/remote degraded: refresh failing since 2026-11-27T10:00:00Z; using the copy of 2026-11-27T09:00:00Z\n"
+	if code, body := readyz("/readyz?verbose"); code != http.StatusOK || !strings.Contains(body, want) {
+		t.Errorf("refresh failing, copy valid, verbose: %d\n%s", code, body)
+	}
+	if v := usableGauge(t, "remote"); v != 1 {
+		t.Errorf("refresh failing, copy valid: usable %v", v)
+	}
+
+	// Past validUntil: expired, whether or not a refresh has run since;
+	// the check sets the gauge before the next refresh does.
+	now = now.Add(time.Hour)
+	if code, body := readyz("/readyz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("expired: %d %q", code, body)
+	}
+	if v := usableGauge(t, "remote"); v != 0 {
+		t.Errorf("expired, before a refresh: usable %v", v)
+	}
+	want = "[+]saml-metadata/remote unavailable: metadata expired at 2026-11-27T11:00:00Z\nreadyz check passed\n"
+	setUsable("remote", true) // a failing refresh past validUntil sets it too
+	p.refresh(context.Background(), sp)
+	if v := usableGauge(t, "remote"); v != 0 {
+		t.Errorf("expired, refreshed: usable %v", v)
+	}
+	if code, body := readyz("/readyz?verbose"); code != http.StatusOK || body != want {
+		t.Errorf("expired, verbose: %d %q, want %q", code, body, want)
+	}
+
+	// Back: usable again.
+	srv.set(http.StatusOK, signer.metadata(t, "https://remote.example/acs1", now.Add(2*time.Hour), 0))
+	p.refresh(context.Background(), sp)
+	if v := usableGauge(t, "remote"); v != 1 {
+		t.Errorf("recovered: usable %v", v)
+	}
+	if code, body := readyz("/readyz?verbose"); code != http.StatusOK || body != "[+]saml-metadata/remote ok\nreadyz check passed\n" {
+		t.Errorf("recovered: %d %q", code, body)
+	}
+}
+
+// TestMetadataURLLogRedacted: a metadata URL with a password in its
+// userinfo (config refuses one; the adapter does not rely on it) never
+// shows the password: not in the refresh warning, the error behind it,
+// the status or the readiness log.
+func TestMetadataURLLogRedacted(t *testing.T) {
+	signer := newMDSigner(t, "sp-key.pem")
+	srv := newMDServer(t)
+	srv.set(http.StatusInternalServerError, nil)
+	var log bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&log, nil))
+	mdURL := strings.Replace(srv.URL, "http://", "http://user:s3cret@", 1) + "/md"
+	p, err := New(Options{SessionKey: testSessionKey, Logger: logger, RelyingParties: []*config.RelyingParty{{ID: "remote", Protocol: Protocol, SAML: &config.SAML{
+		EntityID: remoteEntity, MetadataURL: mdURL, MetadataCertFile: signer.certFile(t),
+		NameIDFormats: []string{config.NameIDPersistent}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := &health.Readiness{Logger: logger}
+	ready.Add(p.ReadinessChecks()...)
+	ready.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if !strings.Contains(log.String(), "SP metadata refresh failed") || !strings.Contains(log.String(), "readiness check unavailable") {
+		t.Fatalf("nothing logged:\n%s", log.String())
+	}
+	if !strings.Contains(log.String(), "url=http://user:xxxxx@127.0.0.1") {
+		t.Errorf("the refresh warning does not name the redacted URL:\n%s", log.String())
+	}
+	st := p.MetadataStatus()
+	for _, s := range []string{log.String(), st[0].URL, st[0].LastError} {
+		if strings.Contains(s, "s3cret") {
+			t.Errorf("the password shows: %s", s)
+		}
+	}
 }

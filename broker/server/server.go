@@ -25,6 +25,7 @@ import (
 	"github.com/trustbroker/trustbroker/adapters/saml"
 	"github.com/trustbroker/trustbroker/broker"
 	"github.com/trustbroker/trustbroker/broker/config"
+	"github.com/trustbroker/trustbroker/broker/health"
 	"github.com/trustbroker/trustbroker/broker/keys"
 	"github.com/trustbroker/trustbroker/broker/session"
 	"github.com/trustbroker/trustbroker/broker/store"
@@ -57,6 +58,7 @@ type Server struct {
 	samlIdP *saml.IdP      // refreshes metadata_url SPs while running
 	Policy  *casbin.Engine // nil with policy.engine passthrough
 	locator *location.Locator
+	ready   *health.Readiness // GET /readyz
 	Handler http.Handler
 	logger  *slog.Logger
 	now     func() time.Time
@@ -252,6 +254,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	}
 	s = &Server{Config: cfg, Store: st, Keys: km, Broker: b, Policy: pp.engine, locator: pp.locator, oidc: op, logger: o.Logger, now: o.Now, providers: provs}
 	s.samlIdP = idp
+	s.ready = newReadiness(st, idp, provs, o.Logger)
 	s.routes(mux, u)
 	var trusted []*net.IPNet
 	for _, p := range cfg.Server.TrustedProxies {
@@ -280,18 +283,7 @@ func (s *Server) routes(mux *http.ServeMux, u *ui.UI) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := s.Store.Ping(ctx); err != nil {
-			s.logger.Error("readiness: database", "err", err)
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "database unavailable\n")
-			return
-		}
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	mux.Handle("GET /readyz", s.ready)
 	mux.HandleFunc("GET /jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		etag := `"` + s.Keys.JWKSETag() + `"`
 		w.Header().Set("Cache-Control", "public, max-age=300")

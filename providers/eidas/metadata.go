@@ -16,6 +16,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/trustbroker/trustbroker/broker/health"
 	"github.com/trustbroker/trustbroker/broker/xmlsig"
 )
 
@@ -50,7 +51,8 @@ type Fetcher func(ctx context.Context, url string) ([]byte, error)
 // MetadataSource reads the node's SAML metadata from a URL or a file,
 // checks its signature against the configured signer certificates and
 // its validUntil, and reads it again after Refresh. When a refresh fails,
-// the last good metadata is used until its own validUntil.
+// the last good metadata is used until its own validUntil. It is read on
+// demand: by a login, or by /readyz (Ready).
 type MetadataSource struct {
 	URL, File string
 	Signers   []*x509.Certificate
@@ -60,6 +62,10 @@ type MetadataSource struct {
 	mu      sync.Mutex
 	cur     *Node
 	fetched time.Time
+	// lastErr is the failure of the last read (nil after a success),
+	// failingSince the first failure since the last success.
+	lastErr      error
+	failingSince time.Time
 }
 
 // Node returns the node description, reading the metadata when due.
@@ -81,14 +87,55 @@ func (m *MetadataSource) Node(ctx context.Context, now time.Time) (*Node, error)
 	if err == nil {
 		var n *Node
 		if n, err = ParseNodeMetadata(data, m.Signers, now); err == nil {
-			m.cur, m.fetched = n, now
+			m.cur, m.fetched, m.lastErr, m.failingSince = n, now, nil, time.Time{}
 			return n, nil
 		}
+	}
+	m.lastErr = err
+	if m.failingSince.IsZero() {
+		m.failingSince = now
 	}
 	if m.cur != nil && now.Before(m.cur.ValidUntil) {
 		return m.cur, nil
 	}
 	return nil, fmt.Errorf("eidas: node metadata: %w", err)
+}
+
+// Ready reads the node metadata when due, as a login would, so that a
+// replica that no login reaches still loads it. It fails while there is
+// no usable metadata (never read, or past its validUntil); while the last
+// read failed and the last good copy is still valid it is degraded. The
+// reasons carry times, never the URL.
+func (m *MetadataSource) Ready(ctx context.Context, now time.Time) error {
+	_, err := m.Node(ctx, now)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case err != nil && m.cur == nil:
+		return health.Failed("metadata never loaded", err)
+	case err != nil:
+		return health.Failed("metadata expired at "+m.cur.ValidUntil.UTC().Format(time.RFC3339), err)
+	case m.lastErr != nil:
+		return health.Degraded(fmt.Sprintf("refresh failing since %s; using the copy of %s",
+			m.failingSince.UTC().Format(time.RFC3339), m.fetched.UTC().Format(time.RFC3339)), m.lastErr)
+	}
+	return nil
+}
+
+// ReadinessChecks are the provider's /readyz checks: the node's metadata
+// ("eidas-metadata/{id}") when it comes from a URL or a file. The check
+// is partial: without usable metadata this provider is shown as
+// unavailable, but the broker stays ready. Every replica reads the same
+// metadata, so failing readiness for it would take all replicas out of
+// the load balancer at once, for every relying party.
+func (p *Provider) ReadinessChecks() []health.Check {
+	m, ok := p.s.Node.(*MetadataSource)
+	if !ok {
+		return nil
+	}
+	return []health.Check{{Name: "eidas-metadata/" + p.id, Partial: true, Run: func(ctx context.Context) error {
+		return m.Ready(ctx, p.now())
+	}}}
 }
 
 // ParseNodeMetadata reads the signed md:EntityDescriptor of an eIDAS node

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"time"
@@ -80,10 +81,20 @@ func HTTPFetcher(client *http.Client) Fetcher {
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+			return nil, fmt.Errorf("GET %s: %s", redactedURL(url), resp.Status)
 		}
 		return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	}
+}
+
+// redactedURL is raw without a userinfo password, for errors that reach
+// the log and /readyz.
+func redactedURL(raw string) string {
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // New builds a provider from validated settings. deps.Store keeps the
