@@ -76,6 +76,9 @@ func TestCodeBundle(t *testing.T) {
 		if err := s.InvalidateAuthorizeCodeSession(tctx, "sig"); err != nil {
 			t.Fatal(err)
 		}
+		if !trs.deferred || len(trs.ops) != 1 {
+			t.Fatalf("redemption of a bundled code: deferred %v with %d writes, want it recorded", trs.deferred, len(trs.ops))
+		}
 		if err := s.Commit(tctx); err != nil {
 			t.Fatal(err)
 		}
@@ -191,4 +194,76 @@ func TestCodeRowDecodedOnce(t *testing.T) {
 		t.Fatalf("another request: %v %+v", err, s0)
 	}
 	_ = st
+}
+
+// TestDeferredRedemptionRace: two exchanges of one code read it while it
+// is unused; the second to commit finds it redeemed at Commit, with the
+// error fosite gets from a failed InvalidateAuthorizeCodeSession, and the
+// access token it recorded after the swap is never written.
+func TestDeferredRedemptionRace(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, dsn string) {
+		s, st := testStorage(t, dsn)
+		s.codeSig = func(_ context.Context, code string) string { return strings.TrimPrefix(code, "code.") }
+		s.clients["c"] = &Client{DefaultOpenIDConnectClient: fosite.DefaultOpenIDConnectClient{DefaultClient: &fosite.DefaultClient{ID: "c"}}}
+		ar := fosite.NewAuthorizeRequest()
+		ar.ID, ar.Client, ar.Session = "req-race", s.clients["c"], newSession()
+		ar.Form.Set("code_challenge", "ch")
+		ctx, rs := withCodeBundle(t.Context())
+		if err := s.CreateAuthorizeCodeSession(ctx, "race", ar.Sanitize(nil)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreatePKCERequestSession(ctx, "race", ar.Sanitize([]string{"code_challenge"})); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.flushBundle(t.Context(), rs); err != nil {
+			t.Fatal(err)
+		}
+
+		exchange := func() (context.Context, *requestState) {
+			ctx, rs := withRequestState(t.Context())
+			rs.code = "code.race"
+			if _, err := s.GetAuthorizeCodeSession(ctx, "race", newSession()); err != nil {
+				t.Fatal(err)
+			}
+			ctx, err := s.BeginTX(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.InvalidateAuthorizeCodeSession(ctx, "race"); err != nil {
+				t.Fatalf("recorded redemption: %v", err)
+			}
+			return ctx, rs
+		}
+		first, firstRS := exchange()
+		second, secondRS := exchange()
+		if err := s.CreateAccessTokenSession(first, "at-first", newRequestFor(t, s, "req-race")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateAccessTokenSession(second, "at-second", newRequestFor(t, s, "req-race")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(first); err != nil {
+			t.Fatalf("first redemption: %v", err)
+		}
+		if err := s.Commit(second); !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			t.Fatalf("second redemption = %v, want ErrInvalidatedAuthorizeCode", err)
+		}
+		if err := s.Rollback(second); err != nil {
+			t.Fatal(err)
+		}
+		if !active(t, st, store.TokenAccess, "at-first") {
+			t.Error("the first redemption's access token is missing")
+		}
+		if _, err := st.OAuth().GetToken(t.Context(), store.TokenAccess, "at-second"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the losing redemption's access token was written: %v", err)
+		}
+		for _, x := range []struct {
+			ctx context.Context
+			rs  *requestState
+		}{{first, firstRS}, {second, secondRS}} {
+			if err := s.finish(x.ctx, x.rs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }

@@ -127,10 +127,15 @@ func (s *storage) createWith(ctx context.Context, kind, signature string, req fo
 	if req.GetSession() != nil {
 		subject = req.GetSession().GetSubject()
 	}
-	return s.oauth(ctx).CreateToken(ctx, &store.OAuthToken{
+	tok := &store.OAuthToken{
 		Kind: kind, Signature: signature, RequestID: req.GetID(), ClientID: sr.ClientID, Subject: subject,
 		Active: true, RequestedAt: req.GetRequestedAt(), ExpiresAt: exp, Data: data,
-	})
+	}
+	if rs := deferredOf(ctx); rs != nil {
+		rs.record(func(ctx context.Context, o store.OAuth) error { return o.CreateToken(ctx, tok) })
+		return nil
+	}
+	return s.oauth(ctx).CreateToken(ctx, tok)
 }
 
 // get loads a row and rebuilds the request with session decoded into sess.
@@ -284,12 +289,21 @@ func (s *storage) GetAuthorizeCodeSession(ctx context.Context, code string, sess
 // Inside the redemption's transaction it also reads and deletes the
 // code's OpenID Connect session (fosite would delete it in a commit of its
 // own after the transaction): the read is kept for the ID token.
+//
+// In a deferred transaction the swap of a code whose parts are in its row
+// (codebundle.go) is recorded and runs at Commit.
 func (s *storage) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
-	err := s.oauth(ctx).DeactivateToken(ctx, store.TokenAuthorizeCode, code)
-	if errors.Is(err, store.ErrNotFound) {
-		return fosite.ErrInvalidatedAuthorizeCode
+	if rs := deferredOf(ctx); rs != nil {
+		parts, _, err := s.codePartsOf(ctx, code)
+		if err != nil {
+			return err
+		}
+		if parts != nil && rs.deferred {
+			rs.record(func(ctx context.Context, o store.OAuth) error { return invalidateCode(ctx, o, code) })
+			return nil
+		}
 	}
-	if err != nil {
+	if err := invalidateCode(ctx, s.oauth(ctx), code); err != nil {
 		return err
 	}
 	rs := stateOf(ctx)
@@ -318,6 +332,15 @@ func (s *storage) InvalidateAuthorizeCodeSession(ctx context.Context, code strin
 	}
 	rs.deleted[rowKey{store.TokenOIDC, key}] = true
 	return nil
+}
+
+// invalidateCode is the compare-and-swap that redeems a code.
+func invalidateCode(ctx context.Context, o store.OAuth, code string) error {
+	err := o.DeactivateToken(ctx, store.TokenAuthorizeCode, code)
+	if errors.Is(err, store.ErrNotFound) {
+		return fosite.ErrInvalidatedAuthorizeCode
+	}
+	return err
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
@@ -369,7 +392,27 @@ func (s *storage) DeleteRefreshTokenSession(ctx context.Context, signature strin
 // Inside a transaction (the rotation's writes are one), fosite rolls back
 // on the error, so the family revocation is queued to run after the
 // rollback, outside the transaction.
+//
+// In a deferred transaction the rotation is recorded and runs at Commit,
+// with the same outcome.
 func (s *storage) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	if rs := deferredOf(ctx); rs != nil {
+		rs.record(func(ctx context.Context, o store.OAuth) error {
+			err := o.DeactivateToken(ctx, store.TokenRefresh, signature)
+			if errors.Is(err, store.ErrNotFound) {
+				rs.afterRollback = append(rs.afterRollback, func(ctx context.Context, st store.Store) error {
+					return revokeFamily(ctx, st, requestID)
+				})
+				return fosite.ErrInactiveToken
+			}
+			if err != nil {
+				return err
+			}
+			_, err = o.RevokeByRequestID(ctx, store.TokenAccess, requestID)
+			return err
+		})
+		return nil
+	}
 	err := s.oauth(ctx).DeactivateToken(ctx, store.TokenRefresh, signature)
 	if errors.Is(err, store.ErrNotFound) {
 		if rs := stateOf(ctx); rs != nil && rs.tx != nil {

@@ -3,6 +3,7 @@ package oidc
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/ory/fosite"
 	fositestorage "github.com/ory/fosite/storage"
@@ -39,6 +40,10 @@ type requestStateKey struct{}
 type requestState struct {
 	tx  store.Store
 	end func(commit bool) error
+	// deferred: fosite began a transaction whose writes are recorded in
+	// ops until Commit (see BeginTX).
+	deferred bool
+	ops      []deferredOp
 	// afterRollback runs, outside any transaction, when the transaction
 	// is rolled back or abandoned: the family revocation of a refresh
 	// token rotated concurrently must survive the rollback of the
@@ -82,39 +87,128 @@ func stateOf(ctx context.Context) *requestState {
 }
 
 // oauth is the OAuth store of ctx: the open transaction's, else the
-// store's.
+// store's. A deferred transaction is begun now, its recorded writes run
+// first (materialize).
 func (s *storage) oauth(ctx context.Context) store.OAuth {
-	if rs := stateOf(ctx); rs != nil && rs.tx != nil {
+	rs := stateOf(ctx)
+	if rs != nil && rs.deferred {
+		if err := s.materialize(ctx, rs); err != nil {
+			return failedOAuth{err}
+		}
+	}
+	if rs != nil && rs.tx != nil {
 		return rs.tx.OAuth()
 	}
 	return s.st.OAuth()
 }
 
-// BeginTX implements storage.Transactional.
+// A transaction fosite begins (BeginTX) is deferred: the writes of a code
+// exchange and of a refresh-token rotation (the code's or the refresh
+// token's compare-and-swap, the revocation of the grant's access tokens,
+// the new token rows) are recorded, rows encoded, and run together at
+// Commit: on SQLite one turn in the write queue that holds no JSON
+// encoding and no fosite code between its statements (the turn is what
+// every writer of the process waits for), on PostgreSQL a transaction that
+// holds its row locks for the statements only. Any other store access
+// inside the transaction begins it at once and runs what was recorded
+// (materialize), so everything else behaves as before.
+//
+// A recorded compare-and-swap reports its failure at Commit instead of
+// when fosite made the call; fosite maps both to the same answer: a code
+// exchange answers server_error for a failed InvalidateAuthorizeCodeSession
+// and for a failed commit alike, a rotation runs both errors through
+// handleRefreshTokenEndpointStorageError (invalid_request for
+// ErrInactiveToken). The rows fosite wrote after the failed swap are then
+// never written; the family revocation of a reused refresh token runs
+// after the rollback as before.
+
+// deferredOp is one recorded write; its error is the one the synchronous
+// call would have returned to fosite.
+type deferredOp func(ctx context.Context, o store.OAuth) error
+
+// deferredOf returns the request state when a deferred transaction is
+// open and still recording.
+func deferredOf(ctx context.Context) *requestState {
+	if rs := stateOf(ctx); rs != nil && rs.deferred {
+		return rs
+	}
+	return nil
+}
+
+// record appends a write to the deferred transaction.
+func (rs *requestState) record(op deferredOp) { rs.ops = append(rs.ops, op) }
+
+// materialize begins the deferred transaction and runs its recorded
+// writes. On an error of one of them the transaction is rolled back (the
+// queued after-rollback work runs) and the error returned.
+func (s *storage) materialize(ctx context.Context, rs *requestState) error {
+	rs.deferred = false
+	ops := rs.ops
+	rs.ops = nil
+	tx, end, err := s.st.(beginner).Begin(ctx)
+	if err != nil {
+		return err
+	}
+	for _, op := range ops {
+		if err := op(ctx, tx.OAuth()); err != nil {
+			return errors.Join(err, end(false), s.runAfterRollback(ctx, rs))
+		}
+	}
+	rs.tx, rs.end = tx, end
+	return nil
+}
+
+// failedOAuth answers every call with the error that ended a deferred
+// transaction's materialization.
+type failedOAuth struct{ err error }
+
+func (f failedOAuth) CreateToken(context.Context, *store.OAuthToken) error { return f.err }
+func (f failedOAuth) GetToken(context.Context, string, string) (*store.OAuthToken, error) {
+	return nil, f.err
+}
+func (f failedOAuth) DeleteToken(context.Context, string, string) error     { return f.err }
+func (f failedOAuth) DeactivateToken(context.Context, string, string) error { return f.err }
+func (f failedOAuth) RevokeByRequestID(context.Context, string, string) (int64, error) {
+	return 0, f.err
+}
+func (f failedOAuth) RevokeBySubject(context.Context, string, string, string) (int64, error) {
+	return 0, f.err
+}
+func (f failedOAuth) Use(context.Context, string, string, time.Time) error { return f.err }
+
+// BeginTX implements storage.Transactional: the transaction is deferred
+// (see above).
 func (s *storage) BeginTX(ctx context.Context) (context.Context, error) {
-	b, ok := s.st.(beginner)
-	if !ok {
+	if _, ok := s.st.(beginner); !ok {
 		return ctx, nil
 	}
 	rs := stateOf(ctx)
 	if rs == nil {
 		ctx, rs = withRequestState(ctx)
 	}
-	if rs.tx != nil {
+	if rs.tx != nil || rs.deferred {
 		return ctx, errors.New("oidc: a storage transaction is open already")
 	}
-	tx, end, err := b.Begin(ctx)
-	if err != nil {
-		return ctx, err
-	}
-	rs.tx, rs.end = tx, end
+	rs.deferred = true
 	return ctx, nil
 }
 
 // Commit implements storage.Transactional.
 func (s *storage) Commit(ctx context.Context) error {
 	rs := stateOf(ctx)
-	if rs == nil || rs.tx == nil {
+	if rs == nil {
+		return nil
+	}
+	if rs.deferred {
+		if len(rs.ops) == 0 {
+			rs.deferred = false
+			return nil
+		}
+		if err := s.materialize(ctx, rs); err != nil {
+			return err
+		}
+	}
+	if rs.tx == nil {
 		return nil
 	}
 	end := rs.end
@@ -132,6 +226,7 @@ func (s *storage) Rollback(ctx context.Context) error {
 	if rs == nil {
 		return nil
 	}
+	rs.deferred, rs.ops = false, nil
 	var err error
 	if rs.tx != nil {
 		end := rs.end
@@ -148,7 +243,7 @@ func (s *storage) Rollback(ctx context.Context) error {
 // PKCE rows whose deletion waited for a redemption that never came are
 // deleted now, as fosite would have deleted them.
 func (s *storage) finish(ctx context.Context, rs *requestState) error {
-	if rs.tx == nil && len(rs.afterRollback) == 0 && len(rs.pkce) == 0 {
+	if rs.tx == nil && !rs.deferred && len(rs.afterRollback) == 0 && len(rs.pkce) == 0 {
 		return nil
 	}
 	ctx = context.WithValue(context.WithoutCancel(ctx), requestStateKey{}, rs)

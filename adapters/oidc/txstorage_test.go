@@ -50,48 +50,77 @@ func active(t *testing.T, st store.Store, kind, sig string) bool {
 
 // TestRotationReuseInTransaction: a refresh token rotated by a concurrent
 // request is detected inside the rotation's transaction; fosite then rolls
-// back, and the family revocation must survive that rollback.
+// back, and the family revocation must survive that rollback. Recorded in
+// a deferred transaction, the failed swap surfaces at Commit with the
+// error the call would have returned; in a transaction that another
+// access began (materialized), at the call.
 func TestRotationReuseInTransaction(t *testing.T) {
-	dbtest.ForEach(t, func(t *testing.T, dsn string) {
-		s, st := testStorage(t, dsn)
-		putToken(t, st, store.TokenRefresh, "rt1", "fam")
-		putToken(t, st, store.TokenAccess, "at1", "fam")
-		putToken(t, st, store.TokenAccess, "other", "another-grant")
-		// The concurrent winner rotated rt1 and issued rt2 and at2.
-		if err := st.OAuth().DeactivateToken(t.Context(), store.TokenRefresh, "rt1"); err != nil {
-			t.Fatal(err)
-		}
-		putToken(t, st, store.TokenRefresh, "rt2", "fam")
-		putToken(t, st, store.TokenAccess, "at2", "fam")
+	for _, materialized := range []bool{false, true} {
+		t.Run(map[bool]string{false: "deferred", true: "materialized"}[materialized], func(t *testing.T) {
+			dbtest.ForEach(t, func(t *testing.T, dsn string) {
+				testRotationReuse(t, dsn, materialized)
+			})
+		})
+	}
+}
 
-		ctx, rs := withRequestState(t.Context())
-		ctx, err := s.BeginTX(ctx)
-		if err != nil || rs.tx == nil {
-			t.Fatalf("BeginTX: %v (transaction %v)", err, rs.tx)
+func testRotationReuse(t *testing.T, dsn string, materialized bool) {
+	s, st := testStorage(t, dsn)
+	putToken(t, st, store.TokenRefresh, "rt1", "fam")
+	putToken(t, st, store.TokenAccess, "at1", "fam")
+	putToken(t, st, store.TokenAccess, "other", "another-grant")
+	// The concurrent winner rotated rt1 and issued rt2 and at2.
+	if err := st.OAuth().DeactivateToken(t.Context(), store.TokenRefresh, "rt1"); err != nil {
+		t.Fatal(err)
+	}
+	putToken(t, st, store.TokenRefresh, "rt2", "fam")
+	putToken(t, st, store.TokenAccess, "at2", "fam")
+
+	ctx, rs := withRequestState(t.Context())
+	ctx, err := s.BeginTX(ctx)
+	if err != nil || rs.tx != nil || !rs.deferred {
+		t.Fatalf("BeginTX: %v (transaction %v, deferred %v), want a deferred transaction", err, rs.tx, rs.deferred)
+	}
+	if materialized {
+		if _, err := s.oauth(ctx).GetToken(ctx, store.TokenAccess, "other"); err != nil || rs.tx == nil {
+			t.Fatalf("a read in the deferred transaction: %v (transaction %v), want it begun", err, rs.tx)
 		}
 		if err := s.RotateRefreshToken(ctx, "fam", "rt1"); !errors.Is(err, fosite.ErrInactiveToken) {
 			t.Fatalf("RotateRefreshToken of a rotated token = %v, want ErrInactiveToken", err)
 		}
-		if err := s.Rollback(ctx); err != nil {
+	} else {
+		if err := s.RotateRefreshToken(ctx, "fam", "rt1"); err != nil {
+			t.Fatalf("RotateRefreshToken recorded = %v", err)
+		}
+		if err := s.CreateRefreshTokenSession(ctx, "rt3", "", newRequestFor(t, s, "fam")); err != nil {
 			t.Fatal(err)
 		}
-		for _, sig := range []string{"rt2"} {
-			if active(t, st, store.TokenRefresh, sig) {
-				t.Errorf("refresh token %s of the family still active after reuse", sig)
-			}
+		if err := s.Commit(ctx); !errors.Is(err, fosite.ErrInactiveToken) {
+			t.Fatalf("Commit of a rotation of a rotated token = %v, want ErrInactiveToken", err)
 		}
-		for _, sig := range []string{"at1", "at2"} {
-			if active(t, st, store.TokenAccess, sig) {
-				t.Errorf("access token %s of the family still active after reuse", sig)
-			}
+		if _, err := st.OAuth().GetToken(t.Context(), store.TokenRefresh, "rt3"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the refresh token recorded after the failed swap was written: %v", err)
 		}
-		if !active(t, st, store.TokenAccess, "other") {
-			t.Error("a token of another grant was revoked")
+	}
+	if err := s.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []string{"rt2"} {
+		if active(t, st, store.TokenRefresh, sig) {
+			t.Errorf("refresh token %s of the family still active after reuse", sig)
 		}
-		if err := s.finish(ctx, rs); err != nil {
-			t.Fatal(err)
+	}
+	for _, sig := range []string{"at1", "at2"} {
+		if active(t, st, store.TokenAccess, sig) {
+			t.Errorf("access token %s of the family still active after reuse", sig)
 		}
-	})
+	}
+	if !active(t, st, store.TokenAccess, "other") {
+		t.Error("a token of another grant was revoked")
+	}
+	if err := s.finish(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestRotationInTransaction: a rotation's writes commit together, and a
@@ -396,4 +425,14 @@ func TestPKCEDeletedWithRedemption(t *testing.T) {
 			t.Fatalf("direct delete: %v, row kept %v", err, exists("direct"))
 		}
 	})
+}
+
+// newRequestFor is a token request of grant requestID, for rows written
+// through the storage.
+func newRequestFor(t *testing.T, _ *storage, requestID string) fosite.Requester {
+	t.Helper()
+	r := fosite.NewAccessRequest(newSession())
+	r.SetID(requestID)
+	r.Client = &fosite.DefaultClient{ID: "c"}
+	return r
 }
