@@ -45,6 +45,14 @@ type Dashboard struct {
 	TimeZone        *time.Location
 	// Receipts, when set, offers a signed consent receipt per consent.
 	Receipts *Receipts
+	// SingleLogout, when set, is how an account deletion ends: it tells
+	// the relying parties of the browser's session through the browser
+	// (the SAML service providers' single logout, then the OIDC
+	// front-channel logout page, as "log out everywhere" does) and ends
+	// at returnURL. It runs after the account is erased and the session
+	// cookie cleared; s is the session as read before the erasure (it is
+	// no longer in the store). Without it the browser goes to returnURL.
+	SingleLogout func(w http.ResponseWriter, r *http.Request, s *store.Session, returnURL string)
 }
 
 // Routes mounts the dashboard.

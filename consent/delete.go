@@ -57,7 +57,15 @@ func (d *Dashboard) renderDelete(w http.ResponseWriter, r *http.Request, s *stor
 // handleDelete deletes the account (GDPR Art. 17) after the confirmation:
 // Manager.Erase withdraws every consent (tokens revoked, back-channel
 // logout sent), ends the SSO sessions and deletes the account; then the
-// session cookie is cleared and the browser goes to the goodbye page.
+// session cookie is cleared and the browser goes to the goodbye page,
+// through the single logout of the session's relying parties when
+// SingleLogout is set.
+//
+// The account is erased before anything is sent to the browser, so a
+// browser that stops on the way (a service provider that never answers)
+// cannot keep it alive, and the logout never needs the store: it works
+// from the session as read before the erasure, which Erase changes (the
+// OIDC clients are taken off it) and then deletes.
 func (d *Dashboard) handleDelete(w http.ResponseWriter, r *http.Request) {
 	s, lang, ok := d.session(w, r)
 	if !ok {
@@ -73,6 +81,8 @@ func (d *Dashboard) handleDelete(w http.ResponseWriter, r *http.Request) {
 		d.renderDelete(w, r, s, lang, http.StatusBadRequest, d.Host.Text(lang, "account_delete.not_confirmed"))
 		return
 	}
+	ended := *s
+	ended.RelyingParties = slices.Clone(s.RelyingParties)
 	if _, err := d.Manager.Erase(r.Context(), s.AccountID); err != nil {
 		d.fail(w, r, lang, err)
 		return
@@ -84,6 +94,10 @@ func (d *Dashboard) handleDelete(w http.ResponseWriter, r *http.Request) {
 	target := "/account/deleted"
 	if q := r.URL.Query().Get("lang"); q == "de" || q == "en" {
 		target += "?lang=" + q
+	}
+	if d.SingleLogout != nil {
+		d.SingleLogout(w, r, &ended, target)
+		return
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }

@@ -240,6 +240,13 @@ func (p *IdP) AddSessionParticipant(*http.Request, *crewsaml.Session, crewsaml.S
 // participants saw it (in any of their NameID formats), every participant
 // is returned, named as its first format gives.
 func (p *IdP) SessionParticipants(r *http.Request, match func(*crewsaml.Session) bool) ([]crewsaml.SessionParticipant, error) {
+	if ended, ok := r.Context().Value(endedSessionKey{}).(*store.Session); ok {
+		// LogoutEnded: the session is no longer in the store.
+		if !p.matches(ended, match) {
+			return nil, nil
+		}
+		return p.participants(ended), nil
+	}
 	// crewjam asks only for a validated request, whose issuer is the one
 	// the named sessions were read with (it checks the signed issuer is the
 	// one it looked up).
@@ -252,6 +259,12 @@ func (p *IdP) SessionParticipants(r *http.Request, match func(*crewsaml.Session)
 	if s == nil {
 		return nil, nil
 	}
+	return p.participants(s), nil
+}
+
+// participants are the SAML SPs of s as LogoutRequests name them: in each
+// SP's first NameID format, with the session's SessionIndex.
+func (p *IdP) participants(s *store.Session) []crewsaml.SessionParticipant {
 	var out []crewsaml.SessionParticipant
 	for _, sp := range p.spsOf(s) {
 		v := p.participantView(s, sp, sp.formats[0])
@@ -265,7 +278,7 @@ func (p *IdP) SessionParticipants(r *http.Request, match func(*crewsaml.Session)
 		}
 		out = append(out, crewsaml.SessionParticipant{ServiceProviderID: sp.entityID, NameID: nid, SessionIndex: v.Index})
 	}
-	return out, nil
+	return out
 }
 
 func (p *IdP) matches(s *store.Session, match func(*crewsaml.Session) bool) bool {
@@ -346,6 +359,30 @@ func (p *IdP) Logout(w http.ResponseWriter, r *http.Request, returnURL string) {
 	}}
 	idp.StartLogout(rec, r, &crewsaml.Session{ID: s.ID}, returnURL)
 	rec.ensure()
+}
+
+// endedSessionKey is the context key of the session LogoutEnded logs out.
+type endedSessionKey struct{}
+
+// LogoutEnded is the IdP-initiated single logout of a session that has
+// already ended in the store (the dashboard's account deletion, which
+// erases the account with its sessions before anything else is sent): s
+// is the session as read before, and every SAML SP in it is sent a
+// LogoutRequest through the browser, named as with Logout (the NameID and
+// SessionIndex are derived from s alone). The browser ends at returnURL,
+// also when no SP can be reached or the IdP cannot sign (the account is
+// gone either way). Nothing is ended here and OnLogout is not called: the
+// caller has ended the session and told the OIDC relying parties.
+func (p *IdP) LogoutEnded(w http.ResponseWriter, r *http.Request, s *store.Session, returnURL string) {
+	web.NoStore(w)
+	idp, err := p.idp()
+	if err != nil {
+		p.o.Logger.ErrorContext(r.Context(), "saml logout of an ended session", "err", err)
+		http.Redirect(w, r, returnURL, http.StatusSeeOther)
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), endedSessionKey{}, s))
+	idp.StartLogout(w, r, &crewsaml.Session{ID: s.ID}, returnURL)
 }
 
 // sessionEnder ends the session just before the first header is written.

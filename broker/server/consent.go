@@ -26,9 +26,11 @@ func newConsent(cfg *config.Config, st store.Store, rps map[string]*config.Relyi
 // mountDashboard mounts the citizen dashboard at /account, linking the
 // credential pages of providers that have one (security keys, eID cards).
 // Consent receipts (Kantara Consent Receipt v1.1) are signed with the
-// broker's keys, ES256 when configured.
-func mountDashboard(mux *http.ServeMux, provs []broker.Provider, cm *consent.Manager, host accountHost, tz *time.Location, cfg *config.Config, signer consent.ReceiptSigner) {
-	d := &consent.Dashboard{Manager: cm, Host: host, TimeZone: tz}
+// broker's keys, ES256 when configured. An account deletion ends with
+// singleLogout (accountDeletionLogout).
+func mountDashboard(mux *http.ServeMux, provs []broker.Provider, cm *consent.Manager, host accountHost, tz *time.Location, cfg *config.Config, signer consent.ReceiptSigner,
+	singleLogout func(http.ResponseWriter, *http.Request, *store.Session, string)) {
+	d := &consent.Dashboard{Manager: cm, Host: host, TimeZone: tz, SingleLogout: singleLogout}
 	d.Receipts = &consent.Receipts{Manager: cm, Signer: signer, Alg: consent.ReceiptAlg(cfg), Issuer: cfg.Server.Issuer}
 	for _, p := range provs {
 		if _, ok := p.Provider.(providers.AccountProvider); ok &&

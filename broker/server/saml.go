@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/trustbroker/trustbroker/adapters/saml"
 	"github.com/trustbroker/trustbroker/broker"
@@ -54,4 +55,27 @@ func mountSAMLLogout(mux *http.ServeMux, idp *saml.IdP, host accountHost, frontc
 		host.Audit(r.Context(), s.AccountID, "session.logout", s.ID[:12], store.OutcomeSuccess, "dashboard: everywhere", nil)
 		idp.Logout(w, r, frontchannel(s, "/"))
 	})
+}
+
+// accountDeletionLogout ends the dashboard's account deletion like "log
+// out everywhere" (mountSAMLLogout): the SAML SPs of the session get
+// LogoutRequests through the browser, then the OIDC relying parties with a
+// front-channel logout URI their page (frontchannel), then returnURL, the
+// goodbye page. The account and its sessions are erased already, so both
+// are built from s, the session as read before; the OIDC back channel was
+// the erasure's (consent withdrawal). The front-channel page keeps the
+// language the deletion was asked in.
+func accountDeletionLogout(idp *saml.IdP, frontchannel func(*store.Session, string) string) func(http.ResponseWriter, *http.Request, *store.Session, string) {
+	return func(w http.ResponseWriter, r *http.Request, s *store.Session, returnURL string) {
+		next := frontchannel(s, returnURL)
+		if l := r.URL.Query().Get("lang"); next != returnURL && (l == "de" || l == "en") {
+			if u, err := url.Parse(next); err == nil {
+				q := u.Query()
+				q.Set("lang", l)
+				u.RawQuery = q.Encode()
+				next = u.String()
+			}
+		}
+		idp.LogoutEnded(w, r, s, next)
+	}
 }

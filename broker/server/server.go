@@ -240,7 +240,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	host := accountHost{b: b, st: st, ui: u, csrf: csrf, now: o.Now, log: o.Logger}
 	mountAccountPages(mux, provs, host)
 	mountProviderEndpoints(mux, provs, endpointHost{host})
-	mountDashboard(mux, provs, cm, host, tz, cfg, km)
+	mountDashboard(mux, provs, cm, host, tz, cfg, km, accountDeletionLogout(idp, op.FrontchannelReturn))
 	mountSAMLLogout(mux, idp, host, op.FrontchannelReturn)
 	if rp, ok := rps["demo"]; cfg.Demo && ok && rp.OIDC != nil {
 		demoKey, err := mk.Derive("demo-rp")
