@@ -276,15 +276,20 @@ func TestOIDCFrontchannelLogout(t *testing.T) {
 			_, sidA := fcLogin(t, b, br, "fca", rpA.url+"/cb")
 			_, sidB := fcLogin(t, b, br, "fcb", rpB.url+"/cb")
 			account := br.Get(b.URL + "/account?lang=en")
-			if !strings.Contains(account.Body, `action="/account/logout"`) {
-				t.Fatalf("no logout button: %d", account.Status)
+			// The form keeps the language the dashboard is shown in, and
+			// so do the front-channel page and the home page after it.
+			if !strings.Contains(account.Body, `action="/account/logout?lang=en"`) {
+				t.Fatalf("no logout button in English: %d", account.Status)
 			}
-			page := br.Post(b.URL+"/account/logout", url.Values{"csrf": {account.CSRF(t)}})
-			if page.Status != http.StatusOK || page.URL.Path != "/oauth2/logout/frontchannel" {
+			page := br.Post(b.URL+"/account/logout?lang=en", url.Values{"csrf": {account.CSRF(t)}})
+			if page.Status != http.StatusOK || page.URL.Path != "/oauth2/logout/frontchannel" || page.URL.Query().Get("lang") != "en" {
 				t.Fatalf("dashboard logout ended at %d %s\n%s", page.Status, page.URL, page.Body)
 			}
+			if !strings.Contains(page.Body, `lang="en"`) {
+				t.Errorf("front-channel page not in English:\n%s", page.Body)
+			}
 			frames, next := fcPage(t, page.Body)
-			if !slices.Equal(frames, wantFrames(sidA, sidB)) || next != "/" || page.Header.Get("Content-Security-Policy") != fcCSP(rpA, rpB) {
+			if !slices.Equal(frames, wantFrames(sidA, sidB)) || next != "/?lang=en" || page.Header.Get("Content-Security-Policy") != fcCSP(rpA, rpB) {
 				t.Errorf("frames %q next %q CSP %q", frames, next, page.Header.Get("Content-Security-Policy"))
 			}
 			// A tampered ticket shows nothing and goes home.
@@ -293,7 +298,7 @@ func TestOIDCFrontchannelLogout(t *testing.T) {
 			if bad.URL.Path != "/" || strings.Contains(bad.Body, "<iframe") {
 				t.Errorf("tampered ticket: %d %s", bad.Status, bad.URL)
 			}
-			if p := br.Get(b.URL + "/account"); strings.Contains(p.Body, `action="/account/logout"`) {
+			if p := br.Get(b.URL + "/account"); strings.Contains(p.Body, `action="/account/logout`) {
 				t.Errorf("still logged in at the dashboard")
 			}
 		})

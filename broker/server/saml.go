@@ -53,8 +53,39 @@ func mountSAMLLogout(mux *http.ServeMux, idp *saml.IdP, host accountHost, frontc
 			return
 		}
 		host.Audit(r.Context(), s.AccountID, "session.logout", s.ID[:12], store.OutcomeSuccess, "dashboard: everywhere", nil)
-		idp.Logout(w, r, frontchannel(s, "/"))
+		ret := "/"
+		if l := chosenLang(r); l != "" {
+			ret += "?lang=" + l
+		}
+		idp.Logout(w, r, frontchannelInLang(r, frontchannel(s, ret), ret))
 	})
+}
+
+// chosenLang is the language the dashboard's form was posted in (its
+// action carries ?lang), "" when none was chosen.
+func chosenLang(r *http.Request) string {
+	if l := r.URL.Query().Get("lang"); l == "de" || l == "en" {
+		return l
+	}
+	return ""
+}
+
+// frontchannelInLang keeps the language the dashboard was used in on the
+// front-channel logout page: next is that page's URL, or returnURL itself
+// when no relying party has a front-channel logout URI.
+func frontchannelInLang(r *http.Request, next, returnURL string) string {
+	l := chosenLang(r)
+	if next == returnURL || l == "" {
+		return next
+	}
+	u, err := url.Parse(next)
+	if err != nil {
+		return next
+	}
+	q := u.Query()
+	q.Set("lang", l)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // accountDeletionLogout ends the dashboard's account deletion like "log
@@ -67,15 +98,6 @@ func mountSAMLLogout(mux *http.ServeMux, idp *saml.IdP, host accountHost, frontc
 // language the deletion was asked in.
 func accountDeletionLogout(idp *saml.IdP, frontchannel func(*store.Session, string) string) func(http.ResponseWriter, *http.Request, *store.Session, string) {
 	return func(w http.ResponseWriter, r *http.Request, s *store.Session, returnURL string) {
-		next := frontchannel(s, returnURL)
-		if l := r.URL.Query().Get("lang"); next != returnURL && (l == "de" || l == "en") {
-			if u, err := url.Parse(next); err == nil {
-				q := u.Query()
-				q.Set("lang", l)
-				u.RawQuery = q.Encode()
-				next = u.String()
-			}
-		}
-		idp.LogoutEnded(w, r, s, next)
+		idp.LogoutEnded(w, r, s, frontchannelInLang(r, frontchannel(s, returnURL), returnURL))
 	}
 }
