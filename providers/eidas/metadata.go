@@ -63,10 +63,18 @@ type MetadataSource struct {
 	cur     *Node
 	fetched time.Time
 	// lastErr is the failure of the last read (nil after a success),
-	// failingSince the first failure since the last success.
+	// failingSince the first failure since the last success, attempted
+	// the time of the last read.
 	lastErr      error
 	failingSince time.Time
+	attempted    time.Time
 }
+
+// metadataRetry is how long a failed read is not repeated: every login
+// and every readiness probe asks for the node, and while the node's
+// metadata server is down each of them would otherwise wait for a fetch
+// of its own (one at a time, under the lock) before failing.
+const metadataRetry = time.Minute
 
 // Node returns the node description, reading the metadata when due.
 func (m *MetadataSource) Node(ctx context.Context, now time.Time) (*Node, error) {
@@ -75,6 +83,10 @@ func (m *MetadataSource) Node(ctx context.Context, now time.Time) (*Node, error)
 	if m.cur != nil && now.Sub(m.fetched) < m.Refresh && now.Before(m.cur.ValidUntil) {
 		return m.cur, nil
 	}
+	if m.lastErr != nil && now.Sub(m.attempted) < metadataRetry {
+		return m.failed(now, m.lastErr)
+	}
+	m.attempted = now
 	var data []byte
 	var err error
 	if m.File != "" {
@@ -95,6 +107,12 @@ func (m *MetadataSource) Node(ctx context.Context, now time.Time) (*Node, error)
 	if m.failingSince.IsZero() {
 		m.failingSince = now
 	}
+	return m.failed(now, err)
+}
+
+// failed answers while reads fail: the last good copy until its
+// validUntil, else the error.
+func (m *MetadataSource) failed(now time.Time, err error) (*Node, error) {
 	if m.cur != nil && now.Before(m.cur.ValidUntil) {
 		return m.cur, nil
 	}

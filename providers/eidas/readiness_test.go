@@ -61,12 +61,21 @@ func TestMetadataReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	serve(http.StatusOK, md)
+	hitsNow := func() int { mu.Lock(); defer mu.Unlock(); return hits }
+	// A failed read is not repeated for a minute (every login and probe
+	// would otherwise wait for a fetch of its own).
+	before := hitsNow()
+	f.now = t0.Add(59 * time.Second)
+	if code, b := readyz("/readyz?verbose"); code != http.StatusOK || hitsNow() != before ||
+		b != "[+]eidas-metadata/eu unavailable: metadata never loaded\nreadyz check passed\n" {
+		t.Errorf("within a minute of the failed read: %d %q, %d fetches (want none)", code, b, hitsNow()-before)
+	}
+	loaded := t0.Add(time.Minute)
+	f.now = loaded
 	if code, b := readyz("/readyz?verbose"); code != http.StatusOK || b != "[+]eidas-metadata/eu ok\nreadyz check passed\n" {
 		t.Errorf("loaded by the check: %d %q", code, b)
 	}
-	mu.Lock()
-	before := hits
-	mu.Unlock()
+	before = hitsNow()
 	f.now = t0.Add(30 * time.Minute)
 	readyz("/readyz")
 	mu.Lock()
@@ -80,8 +89,13 @@ func TestMetadataReadiness(t *testing.T) {
 	if code, b := readyz("/readyz"); code != http.StatusOK || b != "ok\n" {
 		t.Errorf("refresh failing, copy valid: %d %q", code, b)
 	}
+	before = hitsNow()
+	f.now = t0.Add(61*time.Minute + 30*time.Second)
+	if readyz("/readyz"); hitsNow() != before {
+		t.Errorf("the failed refresh was repeated within a minute")
+	}
 	f.now = t0.Add(62 * time.Minute)
-	want := "[+]eidas-metadata/eu degraded: refresh failing since " + rfc(t0.Add(61*time.Minute)) + "; using the copy of " + rfc(t0) + "\n"
+	want := "[+]eidas-metadata/eu degraded: refresh failing since " + rfc(t0.Add(61*time.Minute)) + "; using the copy of " + rfc(loaded) + "\n"
 	if code, b := readyz("/readyz?verbose"); code != http.StatusOK || !strings.Contains(b, want) {
 		t.Errorf("refresh failing, copy valid, verbose: %d\n%s\nwant %q", code, b, want)
 	}
@@ -100,6 +114,7 @@ func TestMetadataReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	serve(http.StatusOK, md)
+	f.now = t0.Add(2*time.Hour + time.Minute) // the last failed read was at 2 h
 	if code, b := readyz("/readyz?verbose"); code != http.StatusOK || b != "[+]eidas-metadata/eu ok\nreadyz check passed\n" {
 		t.Errorf("recovered: %d %q", code, b)
 	}
