@@ -27,10 +27,13 @@ import (
 // running beside the writers never achieves under load: it copies what
 // was committed when it began while new commits append. So when the WAL
 // has grown past walRestartPages, the checkpointer takes a turn in the
-// write queue with no group open (groupCommit.exclusive) and runs a
-// RESTART checkpoint: it copies the rest (little, the background
-// checkpoints copied the bulk) and waits for readers of older snapshots;
-// the next group then writes the WAL from its beginning.
+// write queue with no group open (groupCommit.exclusive) and checkpoints
+// again: with no writer between it copies the rest (little, the
+// background checkpoints copied the bulk), and the next group writes the
+// WAL from its beginning. That checkpoint is PASSIVE too: a RESTART
+// checkpoint would wait (busy_timeout) for readers of older snapshots
+// while every writer waits for it, and a reader that holds its snapshot
+// for long (an online backup) would stall the writers for seconds.
 //
 // A DSN that sets wal_autocheckpoint itself keeps SQLite's behaviour and
 // gets no checkpointer.
@@ -114,16 +117,10 @@ func (c *checkpointer) checkpoint() {
 	if err != nil || int64(walPages) < c.restartPages.Load() {
 		return
 	}
-	err = c.writers.exclusive(ctx, func() {
-		// RESTART waits (busy_timeout) for readers of older snapshots,
-		// which read for microseconds, and leaves the WAL to be written
-		// from its beginning by the next writer.
-		var busy, n, copied int
-		err := conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(RESTART)").Scan(&busy, &n, &copied)
-		if err != nil {
-			c.log.Warn("sqlstore: WAL checkpoint failed", "err", err)
-		}
-	})
+	// With no writer between, the checkpoint copies everything committed
+	// (unless a reader still reads an older snapshot: it then copies what
+	// it can, and never waits), and the next writer restarts the WAL.
+	err = c.writers.exclusive(ctx, func() { _, _ = c.passive(ctx, conn) })
 	if err != nil {
 		c.log.Warn("sqlstore: WAL checkpoint: no turn in the write queue", "err", err)
 	}

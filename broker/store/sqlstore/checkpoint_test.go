@@ -2,12 +2,14 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/trustbroker/trustbroker/broker/store"
 )
@@ -118,5 +120,41 @@ func TestCheckpointerOptOut(t *testing.T) {
 	var n int
 	if err := st.db.QueryRowContext(t.Context(), "PRAGMA wal_autocheckpoint").Scan(&n); err != nil || n != 500 {
 		t.Fatalf("wal_autocheckpoint = %d, %v; want 500", n, err)
+	}
+}
+
+// TestCheckpointerLongReader: a reader that holds an old snapshot (an
+// online backup, say) does not stall the writers: the checkpoint the
+// checkpointer runs in a turn of the write queue, while every writer
+// waits, does not wait for readers (a RESTART checkpoint would, up to the
+// connection's busy_timeout of 10 s, each time the WAL passed the
+// threshold).
+func TestCheckpointerLongReader(t *testing.T) {
+	st := openStore(t, testBackends[0].newDSN(t), nil)
+	st.checkpoints.restartPages.Store(64)
+	ctx := t.Context()
+	if err := st.OAuth().CreateToken(ctx, testToken(store.TokenAccess, "first", "r")); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := st.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback()
+	var n int
+	if err := reader.QueryRowContext(ctx, "SELECT count(*) FROM oauth_tokens").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	// These writes pass the restart threshold several times; the reader
+	// keeps the WAL from restarting all along.
+	wctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	payload := `"` + strings.Repeat("x", 2000) + `"`
+	for i := range 600 {
+		tok := testToken(store.TokenAccess, fmt.Sprintf("lr-%d", i), "r")
+		tok.Data = []byte(payload)
+		if err := st.OAuth().CreateToken(wctx, tok); err != nil {
+			t.Fatalf("write %d with a long reader open: %v", i, err)
+		}
 	}
 }
