@@ -168,6 +168,19 @@ type frontchannelTicket struct {
 	Exp     int64                `json:"e"`
 	Targets []frontchannelTarget `json:"t"`
 	Return  string               `json:"r"`
+	// Client is set when Return is a post_logout_redirect_uri of that
+	// client (an RP-initiated logout through the SAML SPs): it must still
+	// be registered, and the browser continues to it with State.
+	Client string `json:"c,omitempty"`
+	State  string `json:"s,omitempty"`
+}
+
+// next is where the front-channel logout page of tk continues.
+func (tk *frontchannelTicket) next() string {
+	if tk.Client != "" {
+		return postLogoutURL(tk.Return, tk.State)
+	}
+	return tk.Return
 }
 
 func (p *Provider) ticketKey() []byte {
@@ -186,14 +199,25 @@ func (p *Provider) FrontchannelReturn(s *store.Session, returnURL string) string
 	if len(targets) == 0 || !localPath(returnURL) {
 		return returnURL
 	}
-	body, err := json.Marshal(frontchannelTicket{Exp: p.o.Now().Add(frontchannelTicketLifetime).Unix(), Targets: targets, Return: returnURL})
+	u, err := p.sealTicket(frontchannelTicket{Targets: targets, Return: returnURL})
 	if err != nil {
 		return returnURL
+	}
+	return u
+}
+
+// sealTicket is the URL of the front-channel logout page for tk, which
+// expires after frontchannelTicketLifetime.
+func (p *Provider) sealTicket(tk frontchannelTicket) (string, error) {
+	tk.Exp = p.o.Now().Add(frontchannelTicketLifetime).Unix()
+	body, err := json.Marshal(tk)
+	if err != nil {
+		return "", err
 	}
 	payload := base64.RawURLEncoding.EncodeToString(body)
 	m := hmac.New(sha256.New, p.ticketKey())
 	m.Write([]byte(payload))
-	return PathFrontchannelLogout + "?t=" + payload + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return PathFrontchannelLogout + "?t=" + payload + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)), nil
 }
 
 // openTicket checks a ticket's seal and lifetime.
@@ -222,7 +246,12 @@ func (p *Provider) openTicket(t string) (*frontchannelTicket, error) {
 	if !p.o.Now().Before(time.Unix(tk.Exp, 0)) {
 		return nil, errors.New("ticket expired")
 	}
-	if !localPath(tk.Return) {
+	if tk.Client != "" {
+		c, ok := p.clients[tk.Client]
+		if !ok || !slices.Contains(c.RP.OIDC.PostLogoutRedirectURIs, tk.Return) {
+			return nil, errors.New("ticket return URL is not registered for its client")
+		}
+	} else if !localPath(tk.Return) {
 		return nil, errors.New("ticket return URL is not local")
 	}
 	return &tk, nil
@@ -244,7 +273,7 @@ func (p *Provider) handleFrontchannel(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
-	if !p.renderFrontchannel(w, r, ui.Lang(r), tk.Targets, tk.Return) {
-		http.Redirect(w, r, tk.Return, http.StatusSeeOther)
+	if !p.renderFrontchannel(w, r, ui.Lang(r), tk.Targets, tk.next()) {
+		http.Redirect(w, r, tk.next(), http.StatusSeeOther)
 	}
 }

@@ -210,3 +210,75 @@ func FuzzOpenTicket(f *testing.F) {
 		}
 	})
 }
+
+// TestAfterSAMLLogout: an RP-initiated logout through the SAML SPs ends
+// at the front-channel page in the logout's language, sealed with the
+// post_logout_redirect_uri, its client and state; the page continues there
+// while the URI is still registered for that client, and refuses the
+// ticket once it is not. Without a front-channel client the SAML logout
+// ends at the next step itself; without a post_logout_redirect_uri at the
+// logged-out page, which needs no session.
+func TestAfterSAMLLogout(t *testing.T) {
+	p := frontchannelFixture(t)
+	a := p.clients["a"]
+	a.RP.OIDC.PostLogoutRedirectURIs = []string{"https://a.example/bye?app=1"}
+	s := &store.Session{ID: "session-key-3", RelyingParties: []string{"a", "b"}}
+	lr := &logoutRequest{client: a, redirect: "https://a.example/bye?app=1", state: "s&t"}
+	const wantNext = "https://a.example/bye?app=1&state=s%26t"
+
+	ret := p.afterSAMLLogout(s, lr, "en")
+	u, err := url.Parse(ret)
+	if err != nil || u.Path != PathFrontchannelLogout || u.Query().Get("lang") != "en" {
+		t.Fatalf("return %q", ret)
+	}
+	tk, err := p.openTicket(u.Query().Get("t"))
+	if err != nil || tk.Client != "a" || tk.next() != wantNext || len(tk.Targets) != 2 {
+		t.Fatalf("ticket %+v, %v", tk, err)
+	}
+	rec := httptest.NewRecorder()
+	p.handleFrontchannel(rec, httptest.NewRequest("GET", ret, nil))
+	if rec.Code != http.StatusOK || rec.Header().Get("Refresh") != "2;url="+wantNext || !strings.Contains(rec.Body.String(), `lang="en"`) {
+		t.Errorf("page: %d %v\n%s", rec.Code, rec.Header(), rec.Body)
+	}
+	// A sealed ticket whose return URL is not (or no longer) registered
+	// for its client is refused.
+	for name, bad := range map[string]frontchannelTicket{
+		"other URL":    {Targets: tk.Targets, Return: "https://evil.example/", Client: "a"},
+		"other client": {Targets: tk.Targets, Return: lr.redirect, Client: "b"},
+		"gone client":  {Targets: tk.Targets, Return: lr.redirect, Client: "gone"},
+	} {
+		sealed, err := p.sealTicket(bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		su, _ := url.Parse(sealed)
+		if _, err := p.openTicket(su.Query().Get("t")); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	a.RP.OIDC.PostLogoutRedirectURIs = nil
+	if _, err := p.openTicket(u.Query().Get("t")); err == nil {
+		t.Error("ticket accepted after the URI was unregistered")
+	}
+
+	// No front-channel client: the next step itself.
+	plain := &store.Session{ID: "session-key-4", RelyingParties: []string{"c"}}
+	if got := p.afterSAMLLogout(plain, lr, "en"); got != wantNext {
+		t.Errorf("without front-channel clients: %q", got)
+	}
+	if got := p.afterSAMLLogout(plain, &logoutRequest{}, "de"); got != PathLogoutDone+"?lang=de" {
+		t.Errorf("without anything: %q", got)
+	}
+	// No post_logout_redirect_uri: the page continues to the logged-out
+	// page in the logout's language.
+	ret = p.afterSAMLLogout(s, &logoutRequest{client: a}, "de")
+	u, _ = url.Parse(ret)
+	if tk, err := p.openTicket(u.Query().Get("t")); err != nil || tk.next() != PathLogoutDone+"?lang=de" || u.Query().Get("lang") != "de" {
+		t.Errorf("without post_logout_redirect_uri: %q %+v %v", ret, tk, err)
+	}
+	rec = httptest.NewRecorder()
+	p.handleLogoutDone(rec, httptest.NewRequest("GET", PathLogoutDone+"?lang=en", nil))
+	if rec.Code != http.StatusOK || rec.Header().Get("Cache-Control") != "no-store" || !strings.Contains(rec.Body.String(), "You are logged out of Trustbroker") {
+		t.Errorf("logged-out page: %d %v\n%s", rec.Code, rec.Header(), rec.Body)
+	}
+}

@@ -23,6 +23,11 @@ import (
 // Logout 1.0).
 const PathLogout = "/oauth2/logout"
 
+// PathLogoutDone shows that the user is logged out (the end of an
+// RP-initiated logout through the SAML SPs without a
+// post_logout_redirect_uri).
+const PathLogoutDone = "/oauth2/logout/done"
+
 // backchannelEvent is the event member of a logout token (OpenID Connect
 // Back-Channel Logout 1.0 §2.4).
 const backchannelEvent = "http://schemas.openid.net/event/backchannel-logout"
@@ -131,17 +136,16 @@ func (p *Provider) handleLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	next := ""
 	if lr.redirect != "" {
-		u, _ := url.Parse(lr.redirect)
-		if lr.state != "" {
-			q := u.Query()
-			q.Set("state", lr.state)
-			u.RawQuery = q.Encode()
-		}
-		next = u.String()
+		next = postLogoutURL(lr.redirect, lr.state)
 	}
 	lang := ui.Lang(r, r.Form.Get("ui_locales"))
 	if s != nil {
 		p.backchannelLogout(s)
+		// The SAML SPs of the session need the browser: their single
+		// logout comes first and ends at the rest of this chain.
+		if p.o.SAMLLogout != nil && p.o.SAMLLogout(w, r, s, p.afterSAMLLogout(s, lr, lang)) {
+			return
+		}
 		// Front-Channel Logout 1.0 §4: every client of the session with a
 		// front-channel logout URI, the one asking included.
 		if p.renderFrontchannel(w, r, lang, p.frontchannelTargets(s), next) {
@@ -153,6 +157,51 @@ func (p *Provider) handleLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.o.UI.Render(w, r, http.StatusOK, "logout_done", lang, nil)
+}
+
+// postLogoutURL is the registered post_logout_redirect_uri redirect with
+// state added to its query (RP-Initiated Logout §3).
+func postLogoutURL(redirect, state string) string {
+	u, _ := url.Parse(redirect)
+	if state != "" {
+		q := u.Query()
+		q.Set("state", state)
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// afterSAMLLogout is where the SAML single logout of an RP-initiated
+// logout of s ends: the front-channel logout page of s in lang (a sealed
+// ticket), which continues to the post_logout_redirect_uri with state or
+// to the logged-out page (PathLogoutDone); or that next step itself when
+// no client of s registered a front-channel logout URI.
+func (p *Provider) afterSAMLLogout(s *store.Session, lr *logoutRequest, lang string) string {
+	done := PathLogoutDone + "?lang=" + url.QueryEscape(lang)
+	tk := frontchannelTicket{Targets: p.frontchannelTargets(s), Return: done}
+	next := done
+	if lr.redirect != "" {
+		next = postLogoutURL(lr.redirect, lr.state)
+		tk.Return, tk.Client, tk.State = lr.redirect, lr.client.GetID(), lr.state
+	}
+	if len(tk.Targets) == 0 {
+		return next
+	}
+	u, err := p.sealTicket(tk)
+	if err != nil {
+		p.o.Logger.Error("front-channel logout ticket", "err", err)
+		return next
+	}
+	return u + "&lang=" + url.QueryEscape(lang)
+}
+
+// handleLogoutDone is the logged-out page as a URL of its own, where a
+// logout that went through the SAML SPs ends when the relying party gave
+// no post_logout_redirect_uri. It shows only static text and needs no
+// session.
+func (p *Provider) handleLogoutDone(w http.ResponseWriter, r *http.Request) {
+	web.NoStore(w)
+	p.o.UI.Render(w, r, http.StatusOK, "logout_done", ui.Lang(r), nil)
 }
 
 // hintMatchesSession: the id_token_hint names the browser's current session.

@@ -78,8 +78,13 @@ type Options struct {
 	DPoPNonceKey []byte
 	// DPoPRequireNonce: every DPoP proof must carry a server nonce.
 	DPoPRequireNonce bool
-	Now              func() time.Time
-	Logger           *slog.Logger
+	// SAMLLogout, when set, sends the SAML service providers of s, a
+	// session an RP-initiated logout has just ended, a LogoutRequest
+	// through the browser, which ends at returnURL. It reports false, and
+	// writes nothing, when no SAML service provider took part in s.
+	SAMLLogout func(w http.ResponseWriter, r *http.Request, s *store.Session, returnURL string) bool
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Provider is the OpenID Provider.
@@ -246,6 +251,7 @@ func (p *Provider) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathLogout, p.handleLogout)
 	mux.HandleFunc("POST "+PathLogout, p.handleLogout)
 	mux.HandleFunc("GET "+PathFrontchannelLogout, p.handleFrontchannel)
+	mux.HandleFunc("GET "+PathLogoutDone, p.handleLogoutDone)
 }
 
 // CrossOriginBypass lists the endpoints that legitimately take

@@ -385,6 +385,10 @@ func (p *IdP) LogoutEnded(w http.ResponseWriter, r *http.Request, s *store.Sessi
 	idp.StartLogout(w, r, &crewsaml.Session{ID: s.ID}, returnURL)
 }
 
+// HasParticipants reports whether a SAML SP took part in s, that is
+// whether LogoutEnded would send anyone a LogoutRequest.
+func (p *IdP) HasParticipants(s *store.Session) bool { return len(p.spsOf(s)) > 0 }
+
 // sessionEnder ends the session just before the first header is written.
 type sessionEnder struct {
 	http.ResponseWriter

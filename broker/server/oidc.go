@@ -10,8 +10,9 @@ import (
 	"github.com/trustbroker/trustbroker/broker/web"
 )
 
-// newOpenIDProvider builds the OpenID Provider for the configured clients.
-func newOpenIDProvider(cfg *config.Config, b *broker.Broker, st store.Store, km *keys.Manager, u *ui.UI, csrf *web.CSRF, mk keys.MasterKey, o Options) (*oidc.Provider, error) {
+// newOpenIDProvider builds the OpenID Provider for the configured clients;
+// slo takes an RP-initiated logout on to the SAML service providers.
+func newOpenIDProvider(cfg *config.Config, b *broker.Broker, st store.Store, km *keys.Manager, u *ui.UI, csrf *web.CSRF, mk keys.MasterKey, o Options, slo *samlLogout) (*oidc.Provider, error) {
 	hmacKey, err := mk.Derive("oauth2-hmac")
 	if err != nil {
 		return nil, err
@@ -27,5 +28,6 @@ func newOpenIDProvider(cfg *config.Config, b *broker.Broker, st store.Store, km 
 	return oidc.New(oidc.Options{
 		Issuer: cfg.Server.Issuer, Broker: b, Store: st, Keys: km, UI: u, CSRF: csrf, Clients: clients,
 		HMACKey: hmacKey, DPoPNonceKey: nonceKey, DPoPRequireNonce: cfg.OIDC.DPoPRequireNonce, Now: o.Now, Logger: o.Logger,
+		SAMLLogout: slo.logout,
 	})
 }

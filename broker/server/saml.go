@@ -101,3 +101,19 @@ func accountDeletionLogout(idp *saml.IdP, frontchannel func(*store.Session, stri
 		idp.LogoutEnded(w, r, s, frontchannelInLang(r, frontchannel(s, returnURL), returnURL))
 	}
 }
+
+// samlLogout hands an RP-initiated logout at the OpenID Provider to the
+// SAML IdP (oidc.Options.SAMLLogout): the session has ended and its OIDC
+// clients have been told over the back channel, and the SAML SPs of the
+// session get LogoutRequests through the browser, built from s as
+// LogoutEnded does for an account deletion. The provider is built before
+// the IdP, so idp is set once both exist, before the server serves.
+type samlLogout struct{ idp *saml.IdP }
+
+func (h *samlLogout) logout(w http.ResponseWriter, r *http.Request, s *store.Session, returnURL string) bool {
+	if h.idp == nil || !h.idp.HasParticipants(s) {
+		return false
+	}
+	h.idp.LogoutEnded(w, r, s, returnURL)
+	return true
+}

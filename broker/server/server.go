@@ -219,7 +219,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	}
 	mux := http.NewServeMux()
 	b.Routes(mux)
-	op, err := newOpenIDProvider(cfg, b, st, km, u, csrf, mk, o)
+	slo := &samlLogout{}
+	op, err := newOpenIDProvider(cfg, b, st, km, u, csrf, mk, o, slo)
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +231,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 	if err != nil {
 		return nil, err
 	}
+	slo.idp = idp
 	b.RegisterAdapter(idp)
 	idp.Routes(mux)
 	gt, err := newGate(cfg, b, st, u, pp, step, opTokens{op}, o)
