@@ -88,6 +88,40 @@ type delSP struct {
 	errs         []error
 }
 
+// only returns the one LogoutRequest the SP received since n0 and checks
+// it: no SP error, signed with RSA-SHA256 over HTTP-Redirect, from the
+// broker to the SP's /slo, naming the assertion's NameID and
+// SessionIndex, sent after the session (what names it) was gone from the
+// store.
+func (s *delSP) only(t *testing.T, b *harness.Broker, n0 int, a *crewsaml.Assertion, gone string) delLogout {
+	t.Helper()
+	s.mu.Lock()
+	logouts, errs := slices.Clone(s.logouts[n0:]), slices.Clone(s.errs)
+	s.mu.Unlock()
+	if len(errs) > 0 {
+		t.Fatalf("SP errors: %v", errs)
+	}
+	if len(logouts) != 1 {
+		t.Fatalf("%d LogoutRequests at the SP", len(logouts))
+	}
+	lo := logouts[0]
+	if lo.accountThere {
+		t.Errorf("the LogoutRequest reached the SP before the %s", gone)
+	}
+	if lo.query.Get("Signature") == "" || lo.query.Get("SigAlg") != "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" {
+		t.Errorf("LogoutRequest not signed with RSA-SHA256: %v", lo.query)
+	}
+	if lo.req.Issuer == nil || lo.req.Issuer.Value != b.URL+saml.PathMetadata || lo.req.Destination != s.base+"/slo" {
+		t.Errorf("LogoutRequest issuer %+v destination %q", lo.req.Issuer, lo.req.Destination)
+	}
+	if lo.req.NameID == nil || lo.req.NameID.Value != a.Subject.NameID.Value || lo.req.NameID.Format != a.Subject.NameID.Format ||
+		lo.req.SessionIndex == nil || lo.req.SessionIndex.Value != a.AuthnStatements[0].SessionIndex {
+		t.Errorf("LogoutRequest names %+v / %+v, the assertion %+v / %s", lo.req.NameID, lo.req.SessionIndex,
+			a.Subject.NameID, a.AuthnStatements[0].SessionIndex)
+	}
+	return lo
+}
+
 func newDelSP(t *testing.T) *delSP {
 	t.Helper()
 	s := &delSP{}
@@ -251,30 +285,7 @@ func TestAccountDeletionSingleLogout(t *testing.T) {
 			if page.Status != http.StatusOK || page.URL.Path != oidc.PathFrontchannelLogout || page.URL.Query().Get("lang") != "en" {
 				t.Fatalf("deletion ended at %d %s\n%s", page.Status, page.URL, page.Body)
 			}
-			sp.mu.Lock()
-			logouts, errs := sp.logouts[n0:], sp.errs
-			sp.mu.Unlock()
-			if len(errs) > 0 {
-				t.Fatalf("SP errors: %v", errs)
-			}
-			if len(logouts) != 1 {
-				t.Fatalf("%d LogoutRequests at the SP", len(logouts))
-			}
-			lo := logouts[0]
-			if lo.accountThere {
-				t.Error("the LogoutRequest reached the SP before the account was erased")
-			}
-			if lo.query.Get("Signature") == "" || lo.query.Get("SigAlg") != "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" {
-				t.Errorf("LogoutRequest not signed with RSA-SHA256: %v", lo.query)
-			}
-			if lo.req.Issuer == nil || lo.req.Issuer.Value != b.URL+saml.PathMetadata || lo.req.Destination != sp.base+"/slo" {
-				t.Errorf("LogoutRequest issuer %+v destination %q", lo.req.Issuer, lo.req.Destination)
-			}
-			if lo.req.NameID == nil || lo.req.NameID.Value != a.Subject.NameID.Value || lo.req.NameID.Format != a.Subject.NameID.Format ||
-				lo.req.SessionIndex == nil || lo.req.SessionIndex.Value != a.AuthnStatements[0].SessionIndex {
-				t.Errorf("LogoutRequest names %+v / %+v, the assertion %+v / %s", lo.req.NameID, lo.req.SessionIndex,
-					a.Subject.NameID, a.AuthnStatements[0].SessionIndex)
-			}
+			sp.only(t, b, n0, a, "account was erased")
 
 			frames, next := fcPage(t, page.Body)
 			wantFrame := rp.url + "/fc?iss=" + url.QueryEscape(b.URL) + "&sid=" + url.QueryEscape(sid)

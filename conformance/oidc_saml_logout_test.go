@@ -139,28 +139,7 @@ func TestOIDCLogoutSingleLogout(t *testing.T) {
 			if page.Status != http.StatusOK || page.URL.Path != oidc.PathFrontchannelLogout || page.URL.Query().Get("lang") != "en" {
 				t.Fatalf("logout ended at %d %s\n%s", page.Status, page.URL, page.Body)
 			}
-			los, errs := logouts(n0)
-			if len(errs) > 0 {
-				t.Fatalf("SP errors: %v", errs)
-			}
-			if len(los) != 1 {
-				t.Fatalf("%d LogoutRequests at the SP", len(los))
-			}
-			lo := los[0]
-			if lo.accountThere {
-				t.Error("the LogoutRequest reached the SP before the SSO session ended")
-			}
-			if lo.query.Get("Signature") == "" || lo.query.Get("SigAlg") != "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" {
-				t.Errorf("LogoutRequest not signed with RSA-SHA256: %v", lo.query)
-			}
-			if lo.req.Issuer == nil || lo.req.Issuer.Value != b.URL+saml.PathMetadata || lo.req.Destination != sp.base+"/slo" {
-				t.Errorf("LogoutRequest issuer %+v destination %q", lo.req.Issuer, lo.req.Destination)
-			}
-			if lo.req.NameID == nil || lo.req.NameID.Value != a.Subject.NameID.Value || lo.req.NameID.Format != a.Subject.NameID.Format ||
-				lo.req.SessionIndex == nil || lo.req.SessionIndex.Value != a.AuthnStatements[0].SessionIndex {
-				t.Errorf("LogoutRequest names %+v / %+v, the assertion %+v / %s", lo.req.NameID, lo.req.SessionIndex,
-					a.Subject.NameID, a.AuthnStatements[0].SessionIndex)
-			}
+			sp.only(t, b, n0, a, "SSO session ended")
 
 			frames, next := fcPage(t, page.Body)
 			wantFrame := rp.url + "/fc?iss=" + url.QueryEscape(b.URL) + "&sid=" + url.QueryEscape(sid)
