@@ -83,7 +83,7 @@ func TestClientCredentialsFastPathLikeFosite(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, dsn string) {
 		f := newTokenFixture(t, dsn, ccExtraClients()...)
 		for _, id := range []string{"svc", "svcjwt"} {
-			for _, scope := range []string{"api", "api other", "", "other api api"} {
+			for _, scope := range []string{"api", "api other", "", "other api api", "api read&write<all>"} {
 				form := url.Values{"grant_type": {"client_credentials"}}
 				if scope != "" {
 					form.Set("scope", scope)

@@ -83,12 +83,6 @@ func verifiedClaims(res *broker.Result) map[string]any {
 
 // handleToken is the token endpoint (RFC 6749 §3.2).
 func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
-	ctx, rs := withRequestState(r.Context())
-	defer func() {
-		if err := p.store.finish(ctx, rs); err != nil {
-			p.o.Logger.ErrorContext(ctx, "token endpoint: end of storage transaction", "err", err)
-		}
-	}()
 	proof, err := p.dpopProof(r, PathToken, "", "")
 	if err != nil {
 		p.dpopTokenError(w, r, err)
@@ -98,9 +92,17 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		p.tokenError(w, r, nil, err)
 		return
 	}
-	if p.clientCredentials(ctx, w, r, proof) {
+	// The fast path opens no storage transaction and holds no request
+	// state.
+	if p.clientCredentials(r.Context(), w, r, proof) {
 		return
 	}
+	ctx, rs := withRequestState(r.Context())
+	defer func() {
+		if err := p.store.finish(ctx, rs); err != nil {
+			p.o.Logger.ErrorContext(ctx, "token endpoint: end of storage transaction", "err", err)
+		}
+	}()
 	// The code a code exchange redeems is known to the storage from the
 	// start: fosite's PKCE check runs inside NewAccessRequest.
 	if r.PostForm.Get("grant_type") == "authorization_code" {

@@ -47,9 +47,9 @@ func newTokenFixture(tb testing.TB, dsn string, extra ...*config.RelyingParty) *
 	}
 	clients := []*config.RelyingParty{
 		{ID: "svc", Protocol: "oidc", OIDC: &config.OIDC{RedirectURIs: []string{"https://svc.example/x"},
-			ClientSecret: benchSecret, TokenEndpointAuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api", "other"}}},
+			ClientSecret: benchSecret, TokenEndpointAuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api", "other", "read&write<all>"}}},
 		{ID: "svcjwt", Protocol: "oidc", OIDC: &config.OIDC{RedirectURIs: []string{"https://svc.example/x"},
-			ClientSecret: benchSecret, TokenEndpointAuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api", "other"}, AccessTokenFormat: "jwt"}},
+			ClientSecret: benchSecret, TokenEndpointAuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api", "other", "read&write<all>"}, AccessTokenFormat: "jwt"}},
 		{ID: "rs", Protocol: "oidc", OIDC: &config.OIDC{RedirectURIs: []string{"https://rs.example/x"},
 			ClientSecret: benchSecret, TokenEndpointAuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"}, Introspection: true}},
 	}

@@ -32,6 +32,12 @@ func writeAccessResponse(w http.ResponseWriter, resp fosite.AccessResponder) {
 			return
 		}
 	}
+	writeTokenBody(w, body)
+}
+
+// writeTokenBody writes a successful token response's header fields and
+// body.
+func writeTokenBody(w http.ResponseWriter, body []byte) {
 	h := w.Header()
 	h["Cache-Control"] = headerNoStore
 	h["Pragma"] = headerNoCache
