@@ -28,12 +28,14 @@ func (r *oauthRepo) CreateToken(ctx context.Context, t *store.OAuthToken) error 
 	if err := requireExpiry(t.ExpiresAt); err != nil {
 		return wrap(err, "create %s", t.Kind)
 	}
-	data, err := jsonArg("data", t.Data)
-	if err != nil {
-		return wrap(err, "create %s", t.Kind)
+	// Data is stored as given (store.OAuthToken): no second parse of the
+	// request just encoded, on the path of every token issued.
+	var data any
+	if len(t.Data) > 0 {
+		data = string(t.Data)
 	}
 	t.RequestedAt = r.s.defaultTime(t.RequestedAt)
-	err = insert(ctx, r.s,
+	err := insert(ctx, r.s,
 		"INSERT INTO oauth_tokens ("+tokenCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		t.Kind, t.Signature, t.RequestID, t.ClientID, t.Subject, t.Active,
 		micros(t.RequestedAt), micros(t.ExpiresAt), data)
