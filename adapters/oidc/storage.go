@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"time"
@@ -108,12 +109,22 @@ func (s *storage) createWith(ctx context.Context, kind, signature string, req fo
 			sr.RedirectURI = u.String()
 		}
 	}
-	if ss, ok := sr.Session.(*Session); ok && ss != nil {
-		sr.Session = ss.encodable()
-	}
-	data, err := gojson.Marshal(sr)
-	if err != nil {
-		return fmt.Errorf("oidc: encode request: %w", err)
+	rs := deferredOf(ctx)
+	var data []byte
+	if rs != nil && rs.encoded.of(&sr) {
+		data = rs.encoded.data
+	} else {
+		enc := sr
+		if ss, ok := sr.Session.(*Session); ok && ss != nil {
+			enc.Session = ss.encodable()
+		}
+		var err error
+		if data, err = gojson.Marshal(enc); err != nil {
+			return fmt.Errorf("oidc: encode request: %w", err)
+		}
+		if rs != nil {
+			rs.encoded = newEncoding(sr, data)
+		}
 	}
 	now := s.now()
 	exp := time.Time{}
@@ -131,11 +142,60 @@ func (s *storage) createWith(ctx context.Context, kind, signature string, req fo
 		Kind: kind, Signature: signature, RequestID: req.GetID(), ClientID: sr.ClientID, Subject: subject,
 		Active: true, RequestedAt: req.GetRequestedAt(), ExpiresAt: exp, Data: data,
 	}
-	if rs := deferredOf(ctx); rs != nil {
+	if rs != nil {
 		rs.record(func(ctx context.Context, o store.OAuth) error { return o.CreateToken(ctx, tok) })
 		return nil
 	}
 	return s.oauth(ctx).CreateToken(ctx, tok)
+}
+
+// encoding is a request's encoding made in a deferred transaction. fosite
+// stores one request as the access and as the refresh token of a code
+// exchange and of a rotation, one call after the other (the exchange
+// hands over two sanitised copies of it, the rotation one request twice):
+// the second row takes the first one's bytes when the request is the
+// same. Same is: the same session, not changed in what fosite changes in
+// a session in a token request (the expiries), and equal request fields;
+// only within one deferred transaction, where no code runs between
+// fosite's calls to the storage.
+type encoding struct {
+	req     storedRequest // Session is the fosite session itself
+	expires map[fosite.TokenType]time.Time
+	data    []byte
+}
+
+func newEncoding(sr storedRequest, data []byte) *encoding {
+	e := &encoding{req: sr.clone(), data: data}
+	if ss, ok := sr.Session.(*Session); ok && ss != nil && ss.DefaultSession != nil {
+		e.expires = maps.Clone(ss.ExpiresAt)
+	}
+	return e
+}
+
+// of reports whether sr encodes to e's bytes.
+func (e *encoding) of(sr *storedRequest) bool {
+	if e == nil || sr.Code != nil || e.req.Code != nil {
+		return false
+	}
+	ss, ok := sr.Session.(*Session)
+	if !ok || ss == nil || ss.DefaultSession == nil || sr.Session != e.req.Session ||
+		!maps.EqualFunc(ss.ExpiresAt, e.expires, time.Time.Equal) {
+		return false
+	}
+	a, b := &e.req, sr
+	return a.ID == b.ID && a.RequestedAt.Equal(b.RequestedAt) && a.RequestedAt.Location() == b.RequestedAt.Location() &&
+		a.ClientID == b.ClientID &&
+		sameJSONStrings(a.RequestedScope, b.RequestedScope) && sameJSONStrings(a.GrantedScope, b.GrantedScope) &&
+		sameJSONStrings(a.RequestedAudience, b.RequestedAudience) && sameJSONStrings(a.GrantedAudience, b.GrantedAudience) &&
+		maps.EqualFunc(a.Form, b.Form, sameJSONStrings) && (a.Form == nil) == (b.Form == nil) &&
+		sameJSONStrings(a.ResponseTypes, b.ResponseTypes) && a.RedirectURI == b.RedirectURI &&
+		a.State == b.State && a.ResponseMode == b.ResponseMode
+}
+
+// sameJSONStrings reports whether a and b encode alike (nil is null, an
+// empty list []).
+func sameJSONStrings(a, b []string) bool {
+	return slices.Equal(a, b) && (a == nil) == (b == nil)
 }
 
 // get loads a row and rebuilds the request with session decoded into sess.

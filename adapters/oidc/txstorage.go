@@ -44,6 +44,9 @@ type requestState struct {
 	// ops until Commit (see BeginTX).
 	deferred bool
 	ops      []deferredOp
+	// encoded is the last request encoded in the deferred transaction
+	// (storage.go, encoding).
+	encoded *encoding
 	// afterRollback runs, outside any transaction, when the transaction
 	// is rolled back or abandoned: the family revocation of a refresh
 	// token rotated concurrently must survive the rollback of the
@@ -142,7 +145,7 @@ func (rs *requestState) record(op deferredOp) { rs.ops = append(rs.ops, op) }
 // writes. On an error of one of them the transaction is rolled back (the
 // queued after-rollback work runs) and the error returned.
 func (s *storage) materialize(ctx context.Context, rs *requestState) error {
-	rs.deferred = false
+	rs.deferred, rs.encoded = false, nil
 	ops := rs.ops
 	rs.ops = nil
 	tx, end, err := s.st.(beginner).Begin(ctx)
@@ -189,7 +192,7 @@ func (s *storage) BeginTX(ctx context.Context) (context.Context, error) {
 	if rs.tx != nil || rs.deferred {
 		return ctx, errors.New("oidc: a storage transaction is open already")
 	}
-	rs.deferred = true
+	rs.deferred, rs.encoded = true, nil
 	return ctx, nil
 }
 
@@ -201,7 +204,7 @@ func (s *storage) Commit(ctx context.Context) error {
 	}
 	if rs.deferred {
 		if len(rs.ops) == 0 {
-			rs.deferred = false
+			rs.deferred, rs.encoded = false, nil
 			return nil
 		}
 		if err := s.materialize(ctx, rs); err != nil {
@@ -226,7 +229,7 @@ func (s *storage) Rollback(ctx context.Context) error {
 	if rs == nil {
 		return nil
 	}
-	rs.deferred, rs.ops = false, nil
+	rs.deferred, rs.ops, rs.encoded = false, nil, nil
 	var err error
 	if rs.tx != nil {
 		end := rs.end

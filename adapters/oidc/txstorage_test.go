@@ -3,12 +3,14 @@ package oidc
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
 
+	"github.com/trustbroker/trustbroker/broker/config"
 	"github.com/trustbroker/trustbroker/broker/store"
 	"github.com/trustbroker/trustbroker/broker/store/sqlstore"
 	"github.com/trustbroker/trustbroker/conformance/dbtest"
@@ -435,4 +437,90 @@ func newRequestFor(t *testing.T, _ *storage, requestID string) fosite.Requester 
 	r.SetID(requestID)
 	r.Client = &fosite.DefaultClient{ID: "c"}
 	return r
+}
+
+// TestEncodedOncePerTransaction: in a deferred transaction the access and
+// the refresh token of one request are encoded once (also from two
+// sanitised copies, as a code exchange hands them over), and a request
+// that changed in between (an expiry, a granted scope, the session) is
+// encoded anew, its row carrying the change.
+func TestEncodedOncePerTransaction(t *testing.T) {
+	s, st := testStorage(t, dbtest.SQLite(t))
+	s.clients["c"] = &Client{DefaultOpenIDConnectClient: fosite.DefaultOpenIDConnectClient{DefaultClient: &fosite.DefaultClient{ID: "c"}},
+		RP: &config.RelyingParty{ID: "c", OIDC: &config.OIDC{}}}
+	req := func() *fosite.AccessRequest {
+		r := fosite.NewAccessRequest(newSession())
+		r.SetID("grant")
+		r.Client = s.clients["c"]
+		r.GrantScope("openid")
+		r.GetSession().SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour).Round(time.Second))
+		r.GetSession().SetExpiresAt(fosite.RefreshToken, time.Now().Add(2*time.Hour).Round(time.Second))
+		return r
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(r *fosite.AccessRequest) fosite.Requester
+		// once: encoded once; same: both rows carry the same bytes.
+		once, same bool
+	}{
+		{name: "same request", change: func(r *fosite.AccessRequest) fosite.Requester { return r }, once: true, same: true},
+		{name: "sanitised copies", change: func(r *fosite.AccessRequest) fosite.Requester { return r.Sanitize(nil) }, once: true, same: true},
+		{name: "expiry changed", change: func(r *fosite.AccessRequest) fosite.Requester {
+			r.GetSession().SetExpiresAt(fosite.RefreshToken, time.Now().Add(3*time.Hour).Round(time.Second))
+			return r
+		}},
+		{name: "scope granted", change: func(r *fosite.AccessRequest) fosite.Requester { r.GrantScope("profile"); return r }},
+		{name: "other session", change: func(r *fosite.AccessRequest) fosite.Requester {
+			c := r.Sanitize(nil).(*fosite.Request)
+			c.Session = r.GetSession().Clone()
+			return c
+		}, same: true},
+		{name: "no audience list instead of an empty one", change: func(r *fosite.AccessRequest) fosite.Requester {
+			r.RequestedAudience = nil
+			return r
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := req()
+			ctx, rs := withRequestState(t.Context())
+			ctx, err := s.BeginTX(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at, rt := "at-"+tc.name, "rt-"+tc.name
+			if err := s.CreateAccessTokenSession(ctx, at, r.Sanitize(nil)); err != nil {
+				t.Fatal(err)
+			}
+			first := rs.encoded
+			second := tc.change(r)
+			if err := s.CreateRefreshTokenSession(ctx, rt, at, second); err != nil {
+				t.Fatal(err)
+			}
+			if once := rs.encoded == first; once != tc.once {
+				t.Fatalf("encoded once: %v, want %v", once, tc.once)
+			}
+			if err := s.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if rs.encoded != nil {
+				t.Fatal("the encoding outlived the transaction")
+			}
+			got, err := s.GetRefreshTokenSession(t.Context(), rt, newSession())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := second.GetSession().GetExpiresAt(fosite.RefreshToken)
+			if e := got.GetSession().GetExpiresAt(fosite.RefreshToken); !e.Equal(want) {
+				t.Fatalf("refresh row expires %v, want %v", e, want)
+			}
+			if !slices.Equal(got.GetGrantedScopes(), second.GetGrantedScopes()) {
+				t.Fatalf("refresh row scopes %v, want %v", got.GetGrantedScopes(), second.GetGrantedScopes())
+			}
+			ar, _ := st.OAuth().GetToken(t.Context(), store.TokenAccess, at)
+			rr, _ := st.OAuth().GetToken(t.Context(), store.TokenRefresh, rt)
+			if same := string(ar.Data) == string(rr.Data); same != tc.same {
+				t.Fatalf("rows carry the same data: %v, want %v", same, tc.same)
+			}
+		})
+	}
 }
