@@ -59,11 +59,12 @@ relying_parties:
 // TestSAMLMetadataURL: an SP registered by metadata_url is fetched and
 // verified at start, logs in; when its metadata server fails, the broker
 // keeps the last good copy (logins still work), reports the failures in
-// /metrics and stays ready, with the SP degraded in /readyz?verbose. Past
-// the copy's validUntil the SP cannot log in (usable gauge 0, unavailable
-// in /readyz?verbose), but the broker stays ready and another relying
-// party still logs in: one party's metadata must not take every replica
-// out of the load balancer. Once the server answers again the SP is back.
+// /metrics and stays ready, with the SP degraded in /readyz?verbose (both
+// on the management listener). Past the copy's validUntil the SP cannot
+// log in (usable gauge 0, unavailable in /readyz?verbose), but the broker
+// stays ready and another relying party still logs in: one party's
+// metadata must not take every replica out of the load balancer. Once the
+// server answers again the SP is back.
 func TestSAMLMetadataURL(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, dsn string) {
 		sp := signingSP(t, "https://remote.example/saml", "http://localhost/remote/acs")
@@ -137,7 +138,7 @@ func TestSAMLMetadataURL(t *testing.T) {
 		if code, body := readyz(t, b, ""); code != http.StatusOK || body != "ok\n" {
 			t.Errorf("refresh failing, copy valid: %d %q", code, body)
 		}
-		if code, body := readyz(t, b, "?verbose"); code != http.StatusOK ||
+		if code, body := readyzVerbose(t, b); code != http.StatusOK ||
 			!strings.Contains(body, "[+]database ok\n[+]saml-metadata/remote degraded: refresh failing since ") {
 			t.Errorf("refresh failing, copy valid, verbose: %d\n%s", code, body)
 		}
@@ -146,10 +147,13 @@ func TestSAMLMetadataURL(t *testing.T) {
 		}
 
 		c.add(49 * time.Hour) // crewjam's metadata is valid for 48h
-		if code, body := readyz(t, b, ""); code != http.StatusOK || body != "ok\n" {
-			t.Errorf("metadata expired: %d %q", code, body)
+		// The public listener names no check, ?verbose or not.
+		for _, q := range []string{"", "?verbose"} {
+			if code, body := readyz(t, b, q); code != http.StatusOK || body != "ok\n" {
+				t.Errorf("metadata expired, public /readyz%s: %d %q", q, code, body)
+			}
 		}
-		if code, body := readyz(t, b, "?verbose"); code != http.StatusOK ||
+		if code, body := readyzVerbose(t, b); code != http.StatusOK ||
 			!strings.HasPrefix(body, "[+]database ok\n[+]saml-metadata/remote unavailable: metadata expired at ") ||
 			!strings.HasSuffix(body, "\nreadyz check passed\n") {
 			t.Errorf("metadata expired, verbose: %d\n%s", code, body)
@@ -195,7 +199,7 @@ func TestSAMLMetadataURL(t *testing.T) {
 		mu.Unlock()
 		deadline = time.Now().Add(15 * time.Second)
 		for {
-			code, body := readyz(t, b, "?verbose")
+			code, body := readyzVerbose(t, b)
 			if code == http.StatusOK && strings.Contains(body, "[+]saml-metadata/remote ok\n") {
 				break
 			}
@@ -213,7 +217,7 @@ func TestSAMLMetadataURL(t *testing.T) {
 	})
 }
 
-// readyz reads the broker's /readyz with query.
+// readyz reads the public /readyz with query, which load balancers ask.
 func readyz(t *testing.T, b *harness.Broker, query string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(b.URL + "/readyz" + query)
@@ -225,16 +229,25 @@ func readyz(t *testing.T, b *harness.Broker, query string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// metric reads one sample from the broker's /metrics (0 when absent).
+// readyzVerbose reads /readyz?verbose from the management listener's
+// handler (the public one does not name the checks).
+func readyzVerbose(t *testing.T, b *harness.Broker) (int, string) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	b.Server.Management.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz?verbose", nil))
+	return w.Code, w.Body.String()
+}
+
+// metric reads one sample from the management listener's /metrics (0
+// when absent).
 func metric(t *testing.T, b *harness.Broker, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(b.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	w := httptest.NewRecorder()
+	b.Server.Management.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if w.Code != http.StatusOK {
+		t.Fatalf("/metrics: %d", w.Code)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(w.Body.Bytes())
 	if m == nil {
 		return 0
 	}

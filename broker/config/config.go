@@ -16,6 +16,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,7 +67,31 @@ type Server struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// CardLogin is where card certificates arrive.
 	CardLogin CardLogin `yaml:"card_login"`
+	// Management is the operators' listener: metrics and the readiness
+	// report with every check, which the public listener does not show.
+	Management Management `yaml:"management"`
 }
+
+// Management configures the management listener (plain HTTP): GET
+// /metrics, /healthz and /readyz with ?verbose. Metrics and the names and
+// states of relying parties and providers are operational details, so the
+// listener is apart from the public one and, by default, reachable from
+// this host only.
+type Management struct {
+	// Listen is host:port, or ManagementOff for no management listener.
+	// Default localhost:9464; ":9464" opens it to a Prometheus in the
+	// cluster.
+	Listen string `yaml:"listen"`
+}
+
+// ManagementOff as server.management.listen serves no management
+// listener: no metrics anywhere, readiness in the terse public form only.
+// A word rather than "": an empty value would be easy to set by accident
+// (an empty YAML value) and could not be told from an unset variable.
+const ManagementOff = "off"
+
+// Enabled reports whether the management listener is served.
+func (m Management) Enabled() bool { return m.Listen != ManagementOff }
 
 // CardLogin configures the two ways a card's client certificate reaches
 // the broker: a dedicated TLS listener that requests it, and a header set
@@ -391,6 +416,7 @@ func Default() *Config {
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			ShutdownTimeout:   20 * time.Second,
+			Management:        Management{Listen: "localhost:9464"},
 		},
 		Log:      Log{Format: "json", Level: "info"},
 		Database: Database{DSN: "sqlite:./trustbroker.db", AutoMigrate: true, GCInterval: 5 * time.Minute},
@@ -513,6 +539,38 @@ func (c *Config) validateServer(es *Errors) {
 		}
 	}
 	validateCardLogin(es, s.CardLogin)
+	validateManagement(es, s)
+}
+
+// validateManagement checks server.management.listen: host:port with a
+// numeric port (0 lets the system choose, for tests), or off; not an
+// address another listener of the broker takes.
+func validateManagement(es *Errors, s Server) {
+	l := s.Management.Listen
+	if l == ManagementOff {
+		return
+	}
+	host, port, err := net.SplitHostPort(l)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		es.add("server.management.listen", 0, "%q is not host:port (or %s for no management listener)", l, ManagementOff)
+		return
+	}
+	for _, o := range []struct{ key, addr string }{{"server.listen", s.Listen}, {"server.card_login.listen", s.CardLogin.Listen}} {
+		if sameListener(host, port, o.addr) {
+			es.add("server.management.listen", 0, "%q: %s takes that port already", l, o.key)
+		}
+	}
+}
+
+// sameListener reports whether host:port and addr would bind the same
+// port: the same non-zero port on the same host or on all interfaces.
+func sameListener(host, port, addr string) bool {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil || p != port || port == "0" {
+		return false
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return h == host || wildcard(h) || wildcard(host)
 }
 
 func validateCardLogin(es *Errors, c CardLogin) {

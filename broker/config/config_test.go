@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,6 +78,16 @@ func TestRefusals(t *testing.T) {
 		{"not yaml", "server: [\n", []string{"t.yaml: not valid YAML"}},
 		{"two documents", "log: {}\n---\nlog: {}\n", []string{"more than one YAML document"}},
 		{"string given a bool", "server:\n  listen: true\n", []string{"server.listen: expected a string, got the boolean true"}},
+		{"management not host:port", "server:\n  management:\n    listen: localhost\n", []string{`server.management.listen: "localhost" is not host:port (or off for no management listener)`}},
+		{"management port not a number", "server:\n  management:\n    listen: localhost:metrics\n", []string{`server.management.listen: "localhost:metrics" is not host:port`}},
+		{"management port too large", "server:\n  management:\n    listen: localhost:65536\n", []string{`server.management.listen: "localhost:65536" is not host:port`}},
+		{"management empty", "server:\n  management:\n    listen: ''\n", []string{`server.management.listen: "" is not host:port (or off for no management listener)`}},
+		{"management off misspelt", "server:\n  management:\n    listen: \"false\"\n", []string{`server.management.listen: "false" is not host:port`}},
+		{"management on the public listener", "server:\n  listen: 127.0.0.1:8080\n  management:\n    listen: 127.0.0.1:8080\n",
+			[]string{`server.management.listen: "127.0.0.1:8080": server.listen takes that port already`}},
+		{"management beside a wildcard public listener", "server:\n  listen: :8080\n  management:\n    listen: localhost:8080\n",
+			[]string{`server.management.listen: "localhost:8080": server.listen takes that port already`}},
+		{"management unknown key", "server:\n  management:\n    port: 9464\n", []string{"server.management.port: unknown key (line 3)"}},
 		{"several at once", "log:\n  format: xml\n  level: loud\ndatabase:\n  dsn: ''\n",
 			[]string{"log.format:", "log.level:", "database.dsn: missing"}},
 	} {
@@ -95,6 +106,53 @@ func TestRefusals(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestManagementListen: the management listener is on loopback unless
+// configured; any host:port (port 0 for tests) or off is accepted, also
+// from the environment and the flag.
+func TestManagementListen(t *testing.T) {
+	c, err := Parse(nil, "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.Server.Management; m.Listen != "localhost:9464" || !m.Enabled() {
+		t.Errorf("default %+v, want localhost:9464", m)
+	}
+	d, err := Demo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host, _, _ := net.SplitHostPort(d.Server.Management.Listen); !IsLoopbackHost(host) {
+		t.Errorf("the demo serves metrics beyond this host: %q", d.Server.Management.Listen)
+	}
+	for _, l := range []string{":9464", "0.0.0.0:9464", "[::1]:9464", "127.0.0.1:0", "mgmt.internal:9100", "off"} {
+		c, err := Parse([]byte("server:\n  management:\n    listen: \""+l+"\"\n"), "t.yaml")
+		if err != nil {
+			t.Errorf("%q refused: %v", l, err)
+			continue
+		}
+		if c.Server.Management.Listen != l || c.Server.Management.Enabled() != (l != "off") {
+			t.Errorf("%q: got %+v", l, c.Server.Management)
+		}
+	}
+	// Unquoted: YAML 1.1 read off as false; the decoder must give the word.
+	if c, err := Parse([]byte("server:\n  management: {listen: off}\n"), "t.yaml"); err != nil || c.Server.Management.Enabled() {
+		t.Errorf("listen: off (unquoted): %v", err)
+	}
+	env := map[string]string{"TRUSTBROKER_MANAGEMENT_LISTEN": "off"}
+	c, err = Load("", func(k string) string { return env[k] }, nil)
+	if err != nil || c.Server.Management.Enabled() {
+		t.Errorf("TRUSTBROKER_MANAGEMENT_LISTEN=off: %+v, %v", c.Server.Management, err)
+	}
+	c, err = Load("", func(k string) string { return env[k] }, Overrides{"management-listen": "127.0.0.1:9999"})
+	if err != nil || c.Server.Management.Listen != "127.0.0.1:9999" {
+		t.Errorf("--management-listen over the environment: %+v, %v", c.Server.Management, err)
+	}
+	if _, err := Load("", func(k string) string { return map[string]string{"TRUSTBROKER_MANAGEMENT_LISTEN": "9464"}[k] }, nil); err == nil ||
+		!strings.Contains(err.Error(), `server.management.listen: "9464" is not host:port`) {
+		t.Errorf("a bare port from the environment: %v", err)
 	}
 }
 

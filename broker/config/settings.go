@@ -36,6 +36,7 @@ func setBool(dst func(*Config) *bool) func(*Config, string) error {
 // shows in a process list.
 var Settings = []Setting{
 	{"listen", "TRUSTBROKER_LISTEN", "address to listen on (host:port)", setString(func(c *Config) *string { return &c.Server.Listen })},
+	{"management-listen", "TRUSTBROKER_MANAGEMENT_LISTEN", "management listener for /metrics and /readyz?verbose (host:port, or off)", setString(func(c *Config) *string { return &c.Server.Management.Listen })},
 	{"issuer", "TRUSTBROKER_ISSUER", "public base URL of the broker", setString(func(c *Config) *string { return &c.Server.Issuer })},
 	{"database-dsn", "TRUSTBROKER_DATABASE_DSN", "database: sqlite:PATH or postgres://...", setString(func(c *Config) *string { return &c.Database.DSN })},
 	{"auto-migrate", "TRUSTBROKER_AUTO_MIGRATE", "apply database migrations at start", setBool(func(c *Config) *bool { return &c.Database.AutoMigrate })},

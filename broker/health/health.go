@@ -3,7 +3,8 @@
 // balancers and probes ("ok", or 503 naming the failing checks); with
 // ?verbose every check gets a line, in the form of the Kubernetes API
 // server's /readyz?verbose. Only a check's short public reason is shown;
-// the error behind it goes to the log.
+// the error behind it goes to the log. Terse is the answer for a listener
+// anyone can reach: "ok" or "failed", no check named.
 //
 // Readiness is this replica's own ability to serve: only checks of its own
 // dependencies (the database) may fail it. A check of something that
@@ -176,6 +177,22 @@ func result(name string, err error) Result {
 // Failed and unavailable checks are logged at error level with their
 // error, degraded ones at warning level.
 func (r *Readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.serve(w, req, req.URL.Query().Has("verbose"), true)
+}
+
+// Terse answers GET /readyz where anyone may ask (the broker's public
+// listener): 200 "ok" or 503 "failed", whatever the query. The checks run
+// and are logged as by ServeHTTP, but their names and reasons are not
+// shown: they tell which relying parties and providers the broker serves
+// and how they fare, which is for operators (the management listener).
+func (r *Readiness) Terse() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.serve(w, req, false, false) })
+}
+
+// serve runs the checks and answers: one line per check when verbose,
+// else "ok", or on failure "not ready: " and the failing checks' names
+// when named, else "failed".
+func (r *Readiness) serve(w http.ResponseWriter, req *http.Request, verbose, named bool) {
 	res := r.Run(req.Context())
 	var failed []string
 	for _, x := range res {
@@ -194,10 +211,13 @@ func (r *Readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if len(failed) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	if !req.URL.Query().Has("verbose") {
-		if len(failed) > 0 {
+	if !verbose {
+		switch {
+		case len(failed) > 0 && named:
 			_, _ = io.WriteString(w, "not ready: "+strings.Join(failed, ", ")+"\n")
-		} else {
+		case len(failed) > 0:
+			_, _ = io.WriteString(w, "failed\n")
+		default:
 			_, _ = io.WriteString(w, "ok\n")
 		}
 		return

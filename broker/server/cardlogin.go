@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 
@@ -59,12 +58,8 @@ func (s *Server) ServeCardLogin(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	cfg := s.Config.Server
-	hs := &http.Server{
-		Handler: s.Handler, ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout,
-		WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: 64 << 10,
-		TLSConfig: tc,
-		ErrorLog:  slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-	}
+	hs := s.httpServer(s.Handler)
+	hs.TLSConfig = tc
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(tls.NewListener(ln, tc)) }()
 	select {

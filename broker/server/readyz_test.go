@@ -105,10 +105,22 @@ relying_parties:
 
 func (b *readyzBroker) add(d time.Duration) { b.mu.Lock(); b.now = b.now.Add(d); b.mu.Unlock() }
 
+// get asks the public listener's handler.
 func (b *readyzBroker) get(t *testing.T, target string) (int, string) {
 	t.Helper()
+	return b.serve(t, b.s.Handler, target)
+}
+
+// manage asks the management listener's handler.
+func (b *readyzBroker) manage(t *testing.T, target string) (int, string) {
+	t.Helper()
+	return b.serve(t, b.s.Management, target)
+}
+
+func (b *readyzBroker) serve(t *testing.T, h http.Handler, target string) (int, string) {
+	t.Helper()
 	w := httptest.NewRecorder()
-	b.s.Handler.ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
 	body, _ := io.ReadAll(w.Body)
 	if strings.Contains(string(body), b.srv.URL) {
 		t.Errorf("%s shows the metadata URL:\n%s", target, body)
@@ -116,11 +128,29 @@ func (b *readyzBroker) get(t *testing.T, target string) (int, string) {
 	return w.Code, string(body)
 }
 
+// publicReadyz asks the public /readyz, plain and with ?verbose, and
+// wants the terse answer both times: code and "ok" or "failed", no check
+// named.
+func (b *readyzBroker) publicReadyz(t *testing.T, code int) {
+	t.Helper()
+	want := "ok\n"
+	if code != http.StatusOK {
+		want = "failed\n"
+	}
+	for _, target := range []string{"/readyz", "/readyz?verbose"} {
+		if c, body := b.get(t, target); c != code || body != want {
+			t.Errorf("public %s: %d %q, want %d %q", target, c, body, code, want)
+		}
+	}
+}
+
 // TestReadyz: /readyz is 200 "ok" with the database answering and the
 // SP's metadata loaded; still 200 once the metadata is past its
 // validUntil (the metadata check is partial: ?verbose shows the SP
 // unavailable); 503 naming only the database once that is gone, while
-// /healthz stays 200.
+// /healthz stays 200. The check names and states are answered on the
+// management listener only; the public /readyz says "ok" or "failed",
+// with ?verbose too.
 func TestReadyz(t *testing.T) {
 	b := startReadyz(t, http.StatusOK)
 	closed := false
@@ -129,19 +159,21 @@ func TestReadyz(t *testing.T) {
 			b.s.Close()
 		}
 	})
-	if code, body := b.get(t, "/readyz"); code != http.StatusOK || body != "ok\n" {
+	b.publicReadyz(t, http.StatusOK)
+	if code, body := b.manage(t, "/readyz"); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("ready: %d %q", code, body)
 	}
-	if code, body := b.get(t, "/readyz?verbose"); code != http.StatusOK ||
+	if code, body := b.manage(t, "/readyz?verbose"); code != http.StatusOK ||
 		body != "[+]database ok\n[+]saml-metadata/remote ok\nreadyz check passed\n" {
 		t.Errorf("ready, verbose: %d %q", code, body)
 	}
 
 	b.add(49 * time.Hour) // crewjam's metadata is valid for 48h
-	if code, body := b.get(t, "/readyz"); code != http.StatusOK || body != "ok\n" {
+	b.publicReadyz(t, http.StatusOK)
+	if code, body := b.manage(t, "/readyz"); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("metadata expired: %d %q", code, body)
 	}
-	if code, body := b.get(t, "/readyz?verbose"); code != http.StatusOK ||
+	if code, body := b.manage(t, "/readyz?verbose"); code != http.StatusOK ||
 		!strings.HasPrefix(body, "[+]database ok\n[+]saml-metadata/remote unavailable: metadata expired at ") ||
 		!strings.HasSuffix(body, "\nreadyz check passed\n") {
 		t.Errorf("metadata expired, verbose: %d\n%s", code, body)
@@ -149,29 +181,30 @@ func TestReadyz(t *testing.T) {
 
 	closed = true
 	b.s.Close()
-	if code, body := b.get(t, "/readyz"); code != http.StatusServiceUnavailable || body != "not ready: database\n" {
+	b.publicReadyz(t, http.StatusServiceUnavailable)
+	if code, body := b.manage(t, "/readyz"); code != http.StatusServiceUnavailable || body != "not ready: database\n" {
 		t.Errorf("database closed: %d %q", code, body)
 	}
-	if code, body := b.get(t, "/readyz?verbose"); code != http.StatusServiceUnavailable ||
+	if code, body := b.manage(t, "/readyz?verbose"); code != http.StatusServiceUnavailable ||
 		!strings.HasPrefix(body, "[-]database failed: unavailable\n[+]saml-metadata/remote unavailable: metadata expired at ") ||
 		!strings.HasSuffix(body, "\nreadyz check failed\n") {
 		t.Errorf("database closed, verbose: %d\n%s", code, body)
 	}
-	if code, body := b.get(t, "/healthz"); code != http.StatusOK || body != "ok\n" {
-		t.Errorf("healthz: %d %q", code, body)
+	for name, h := range map[string]http.Handler{"public": b.s.Handler, "management": b.s.Management} {
+		if code, body := b.serve(t, h, "/healthz"); code != http.StatusOK || body != "ok\n" {
+			t.Errorf("%s healthz: %d %q", name, code, body)
+		}
 	}
 }
 
 // TestReadyzMetadataNeverLoaded: an SP whose metadata could not be
 // fetched at start does not keep the broker from being ready; ?verbose
-// shows it unavailable.
+// on the management listener shows it unavailable.
 func TestReadyzMetadataNeverLoaded(t *testing.T) {
 	b := startReadyz(t, http.StatusNotFound)
 	t.Cleanup(func() { b.s.Close() })
-	if code, body := b.get(t, "/readyz"); code != http.StatusOK || body != "ok\n" {
-		t.Errorf("never loaded: %d %q", code, body)
-	}
-	if code, body := b.get(t, "/readyz?verbose"); code != http.StatusOK ||
+	b.publicReadyz(t, http.StatusOK)
+	if code, body := b.manage(t, "/readyz?verbose"); code != http.StatusOK ||
 		body != "[+]database ok\n[+]saml-metadata/remote unavailable: metadata never loaded\nreadyz check passed\n" {
 		t.Errorf("never loaded, verbose: %d %q", code, body)
 	}

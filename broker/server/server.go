@@ -18,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/trustbroker/trustbroker/adapters/demo"
 	"github.com/trustbroker/trustbroker/adapters/oidc"
@@ -59,9 +58,15 @@ type Server struct {
 	Policy  *casbin.Engine // nil with policy.engine passthrough
 	locator *location.Locator
 	ready   *health.Readiness // GET /readyz
+	// Handler is the public listener's: the protocols, the pages, and
+	// /healthz and /readyz for load balancers (readiness without check
+	// names).
 	Handler http.Handler
-	logger  *slog.Logger
-	now     func() time.Time
+	// Management is the management listener's (ServeManagement): /metrics
+	// and the full readiness report.
+	Management http.Handler
+	logger     *slog.Logger
+	now        func() time.Time
 	// providers are closed with the server (io.Closer ones).
 	providers []broker.Provider
 }
@@ -263,10 +268,12 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 		n, _ := config.ParseCIDROrIP(p)
 		trusted = append(trusted, n)
 	}
+	// The public listener's requests are measured here, but the metrics
+	// are served on the management listener only.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(saml.Collectors()...)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.Management = managementHandler(reg, s.ready)
 	protect := http.NewCrossOriginProtection()
 	for _, pattern := range oidc.CrossOriginBypass() {
 		protect.AddInsecureBypassPattern(pattern)
@@ -281,11 +288,11 @@ func New(ctx context.Context, cfg *config.Config, o Options) (s *Server, err err
 }
 
 func (s *Server) routes(mux *http.ServeMux, u *ui.UI) {
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.Handle("GET /readyz", s.ready)
+	mux.HandleFunc("GET /healthz", healthz)
+	// Anyone can reach this listener: "ok" or "failed" only. The names
+	// and states of the checks (which relying parties and providers the
+	// broker serves) are on the management listener.
+	mux.Handle("GET /readyz", s.ready.Terse())
 	mux.HandleFunc("GET /jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		etag := `"` + s.Keys.JWKSETag() + `"`
 		w.Header().Set("Cache-Control", "public, max-age=300")
@@ -360,11 +367,7 @@ func syncRelyingParties(ctx context.Context, st store.Store, cfg *config.Config,
 // (store GC, key reload) runs alongside.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	cfg := s.Config.Server
-	hs := &http.Server{
-		Handler: s.Handler, ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout,
-		WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-	}
+	hs := s.httpServer(s.Handler)
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	go s.Keys.Watch(bg, s.Config.Keys.ReloadInterval)
@@ -393,6 +396,17 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// httpServer is an http.Server for h with the configured timeouts; every
+// listener of the broker uses the same.
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	cfg := s.Config.Server
+	return &http.Server{
+		Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
 }
 
 func (s *Server) gcLoop(ctx context.Context) {

@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -240,20 +241,40 @@ func (e env) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer ln.Close() // when another listener fails before Run serves it
 	logger.Info("trustbroker listening", "addr", ln.Addr().String(), "issuer", cfg.Server.Issuer,
 		"version", versionString(), "database", srv.Store.Dialect())
+	// The other listeners end with ctx; stop ends it whenever serve
+	// returns, and serve waits for their graceful shutdown before the
+	// store closes.
+	var side sync.WaitGroup
+	defer side.Wait()
+	defer stop()
+	if m := cfg.Server.Management; m.Enabled() {
+		mln, err := net.Listen("tcp", m.Listen)
+		if err != nil {
+			return fmt.Errorf("server.management.listen: %w (choose another address, or off)", err)
+		}
+		logger.Info("trustbroker management listening", "addr", mln.Addr().String())
+		side.Go(func() {
+			if err := srv.ServeManagement(ctx, mln); err != nil {
+				logger.Error("management listener", "err", err)
+				stop()
+			}
+		})
+	}
 	if cl := cfg.Server.CardLogin; cl.Listen != "" {
 		cln, err := net.Listen("tcp", cl.Listen)
 		if err != nil {
 			return err
 		}
 		logger.Info("card login listening", "addr", cln.Addr().String(), "url", cl.URL)
-		go func() {
+		side.Go(func() {
 			if err := srv.ServeCardLogin(ctx, cln); err != nil {
 				logger.Error("card-login listener", "err", err)
 				stop()
 			}
-		}()
+		})
 	}
 	return srv.Run(ctx, ln)
 }

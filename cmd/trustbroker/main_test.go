@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -63,6 +64,9 @@ func TestConfigCheck(t *testing.T) {
 		{"bad dsn", strings.Replace(validConfig, "sqlite:./x.db", "mysql://db/x", 1), 2, `database.dsn: unsupported scheme "mysql"`},
 		{"http redirect", strings.Replace(validConfig, "https://shop.example/cb", "http://shop.example/cb", 1), 2,
 			`relying_parties[0].oidc.redirect_uris[0]: "http://shop.example/cb" must use https`},
+		{"bad management listen", validConfig + "server:\n  management: {listen: \"9464\"}\n", 2,
+			`server.management.listen: "9464" is not host:port (or off for no management listener)`},
+		{"management off", validConfig + "server:\n  management: {listen: off}\n", 0, "configuration is valid"},
 		{"unknown provider type", validConfig + "providers:\n  - {id: x, type: carrier-pigeon, name: {en: X}}\n", 2,
 			`providers[0].type: unknown provider type "carrier-pigeon"`},
 	} {
@@ -117,6 +121,32 @@ func TestServeRefusesBadProvider(t *testing.T) {
 	}
 }
 
+// TestServeManagementPortTaken: a management address another process
+// holds stops serve with the key path to change, and the public listener
+// it had opened is closed again.
+func TestServeManagementPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	public := "127.0.0.1:" + freePort(t)
+	cfg := strings.NewReplacer("sqlite:./x.db", "sqlite:"+filepath.Join(dir, "x.db"), "./mk", filepath.Join(dir, "mk")+"\n  rsa_bits: 2048").
+		Replace(validConfig) + "server:\n  listen: " + public + "\n  management: {listen: \"" + taken.Addr().String() + "\"}\n"
+	env := map[string]string{"TRUSTBROKER_MASTER_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+	code, _, errOut := runCmd(t, env, "serve", "--config", writeFile(t, "c.yaml", cfg))
+	if code != 1 || !strings.Contains(errOut, "trustbroker: server.management.listen: listen tcp "+taken.Addr().String()) {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	ln, err := net.Listen("tcp", public)
+	if err != nil {
+		t.Errorf("the public listener was left open: %v", err)
+	} else {
+		ln.Close()
+	}
+}
+
 // TestMigrateAndKeys runs migrate, keys list and keys rotate on both backends.
 func TestMigrateAndKeys(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, dsn string) {
@@ -147,7 +177,9 @@ func TestMigrateAndKeys(t *testing.T) {
 }
 
 // TestBinary builds the binary, starts the demo, rotates keys while it
-// runs, and stops it with SIGTERM.
+// runs, and stops it with SIGTERM. The management listener is on a
+// loopback port the system chose (found in the log): /metrics and the
+// readiness report are there, not on the public listener.
 func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -162,7 +194,7 @@ func TestBinary(t *testing.T) {
 	base := "http://127.0.0.1:" + port
 	cfg := filepath.Join(dir, "broker.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`demo: true
-server: {listen: "127.0.0.1:%s", issuer: "%s"}
+server: {listen: "127.0.0.1:%s", issuer: "%s", management: {listen: "127.0.0.1:0"}}
 log: {format: json}
 keys: {master_key_file: ./mk, rsa_bits: 2048, reload_interval: 200ms}
 `, port, base)), 0o600); err != nil {
@@ -179,6 +211,23 @@ keys: {master_key_file: ./mk, rsa_bits: 2048, reload_interval: 200ms}
 	t.Cleanup(func() { _ = srv.Process.Kill() })
 
 	waitHealthy(t, base, exited, logs)
+	mgmt := "http://" + logAddr(t, logs, "trustbroker management listening")
+	if mgmt == "http://"+net.JoinHostPort("127.0.0.1", port) {
+		t.Fatalf("the management listener is the public one: %s", mgmt)
+	}
+	if code, body := get(t, mgmt+"/metrics"); code != http.StatusOK ||
+		!strings.Contains(body, `trustbroker_http_requests_total{code="200",route="GET /healthz"} `) {
+		t.Errorf("management /metrics: %d, no count of the public /healthz\n%s", code, body)
+	}
+	if code, body := get(t, mgmt+"/readyz?verbose"); code != http.StatusOK || !strings.HasPrefix(body, "[+]database ok\n") {
+		t.Errorf("management /readyz?verbose: %d %q", code, body)
+	}
+	if code, body := get(t, base+"/metrics"); code != http.StatusNotFound || strings.Contains(body, "trustbroker_") {
+		t.Errorf("public /metrics: %d\n%s", code, body)
+	}
+	if code, body := get(t, base+"/readyz?verbose"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("public /readyz?verbose: %d %q", code, body)
+	}
 	if !strings.Contains(logs.String(), "demo mode: generated a new master key file") {
 		t.Errorf("demo master key generation not logged:\n%s", logs.String())
 	}
@@ -252,6 +301,33 @@ func waitHealthy(t *testing.T, base string, exited chan error, logs *syncBuffer)
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("no healthy broker:\n%s", logs.String())
+}
+
+// logAddr is the addr of the first JSON log line with msg. The line may
+// still be in the pipe from the child when the broker already answers.
+func logAddr(t *testing.T, logs *syncBuffer, msg string) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for line := range strings.SplitSeq(logs.String(), "\n") {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg && rec.Addr != "" {
+				return rec.Addr
+			}
+		}
+	}
+	t.Fatalf("no %q with addr in the log:\n%s", msg, logs.String())
+	return ""
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 func kids(t *testing.T, base string) []string {
