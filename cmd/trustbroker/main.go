@@ -250,6 +250,17 @@ func (e env) serve(ctx context.Context, args []string) error {
 	var side sync.WaitGroup
 	defer side.Wait()
 	defer stop()
+	// A side listener that fails while serving ends the broker with its
+	// error, so that a supervisor sees a failure, not a clean exit.
+	var sideMu sync.Mutex
+	var sideErrs []error
+	fail := func(what string, err error) {
+		logger.Error(what, "err", err)
+		sideMu.Lock()
+		sideErrs = append(sideErrs, fmt.Errorf("%s: %w", what, err))
+		sideMu.Unlock()
+		stop()
+	}
 	if m := cfg.Server.Management; m.Enabled() {
 		mln, err := net.Listen("tcp", m.Listen)
 		if err != nil {
@@ -258,8 +269,7 @@ func (e env) serve(ctx context.Context, args []string) error {
 		logger.Info("trustbroker management listening", "addr", mln.Addr().String())
 		side.Go(func() {
 			if err := srv.ServeManagement(ctx, mln); err != nil {
-				logger.Error("management listener", "err", err)
-				stop()
+				fail("management listener", err)
 			}
 		})
 	}
@@ -271,12 +281,16 @@ func (e env) serve(ctx context.Context, args []string) error {
 		logger.Info("card login listening", "addr", cln.Addr().String(), "url", cl.URL)
 		side.Go(func() {
 			if err := srv.ServeCardLogin(ctx, cln); err != nil {
-				logger.Error("card-login listener", "err", err)
-				stop()
+				fail("card-login listener", err)
 			}
 		})
 	}
-	return srv.Run(ctx, ln)
+	err = srv.Run(ctx, ln)
+	stop()
+	side.Wait()
+	sideMu.Lock()
+	defer sideMu.Unlock()
+	return errors.Join(err, errors.Join(sideErrs...))
 }
 
 func (e env) migrate(ctx context.Context, args []string) error {

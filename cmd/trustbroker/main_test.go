@@ -369,3 +369,20 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestServeSideListenerFails: a side listener that fails while serving
+// (here the card-login listener, whose certificate does not load) ends
+// the broker with exit code 1 and the listener's error, not with a clean
+// exit a supervisor would not restart.
+func TestServeSideListenerFails(t *testing.T) {
+	dir := t.TempDir()
+	bad := writeFile(t, "bad.pem", "not a certificate\n")
+	cfg := strings.NewReplacer("sqlite:./x.db", "sqlite:"+filepath.Join(dir, "x.db"), "./mk", filepath.Join(dir, "mk")+"\n  rsa_bits: 2048").
+		Replace(validConfig) + "server:\n  listen: 127.0.0.1:" + freePort(t) + "\n  management: {listen: \"off\"}\n" +
+		"  card_login: {listen: \"127.0.0.1:" + freePort(t) + "\", url: \"https://localhost:8443\", cert_file: \"" + bad + "\", key_file: \"" + bad + "\"}\n"
+	env := map[string]string{"TRUSTBROKER_MASTER_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+	code, _, errOut := runCmd(t, env, "serve", "--config", writeFile(t, "c.yaml", cfg))
+	if code != 1 || !strings.Contains(errOut, "card-login listener: server.card_login:") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
