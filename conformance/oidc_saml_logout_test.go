@@ -54,6 +54,30 @@ relying_parties:
       metadata_file: {{sp_md}}
 `
 
+// startOIDCLogoutSLO starts the broker with the SP and the front-channel
+// client of rpLogoutSLOYAML; the SP learns the broker's metadata, and its
+// accountThere reports, for these tests, whether the account has an SSO
+// session in the store (the SP's /slo records it with each
+// LogoutRequest).
+func startOIDCLogoutSLO(t *testing.T, dsn string, o harness.Options) (*harness.Broker, *delSP, *fcRP) {
+	t.Helper()
+	sp := newDelSP(t)
+	rp := newFCRP(t, true)
+	yaml := strings.NewReplacer("{{rp}}", rp.url, "{{sp_md}}", writeSPMetadata(t, sp.sp, nil)).Replace(rpLogoutSLOYAML)
+	b := harness.Start(t, yaml, dsn, o)
+	trustIdP(t, b, sp.sp)
+	st := b.Server.Store
+	sp.accountThere = func() bool {
+		acc, err := st.Accounts().FindByIdentity(context.Background(), "eid-fake", "restricted-id-0001")
+		if err != nil {
+			return false
+		}
+		ss, err := st.Sessions().ListByAccount(context.Background(), acc.ID)
+		return err != nil || len(ss) > 0
+	}
+	return b, sp, rp
+}
+
 // TestOIDCLogoutSingleLogout: a browser logged in at a SAML SP and at an
 // OIDC client logs out at the client (end_session_endpoint with
 // id_token_hint). The SSO session ends before the browser leaves the
@@ -65,22 +89,7 @@ relying_parties:
 // page). When the SP never answers, the session is over all the same.
 func TestOIDCLogoutSingleLogout(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, dsn string) {
-		sp := newDelSP(t)
-		rp := newFCRP(t, true)
-		yaml := strings.NewReplacer("{{rp}}", rp.url, "{{sp_md}}", writeSPMetadata(t, sp.sp, nil)).Replace(rpLogoutSLOYAML)
-		b := harness.Start(t, yaml, dsn, harness.Options{})
-		trustIdP(t, b, sp.sp)
-		// accountThere, for this test: the account has an SSO session in
-		// the store (the SP's /slo records it with each LogoutRequest).
-		st := b.Server.Store
-		sp.accountThere = func() bool {
-			acc, err := st.Accounts().FindByIdentity(context.Background(), "eid-fake", "restricted-id-0001")
-			if err != nil {
-				return false
-			}
-			ss, err := st.Sessions().ListByAccount(context.Background(), acc.ID)
-			return err != nil || len(ss) > 0
-		}
+		b, sp, rp := startOIDCLogoutSLO(t, dsn, harness.Options{})
 		newBrowser := func(t *testing.T) *harness.Browser {
 			br := harness.NewBrowser(t)
 			br.CheckRedirect = func(req *http.Request, via []*http.Request) error {
