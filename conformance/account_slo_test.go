@@ -369,21 +369,9 @@ func TestBrowserAccountDeletionSingleLogout(t *testing.T) {
 	b, sp, rp := startDeletionSLO(t, dbtest.SQLite(t), harness.Options{Hostname: "localhost"})
 	do := func(t *testing.T, what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + " | " + document.body.innerText`))
-			t.Fatalf("%s: %v (at %s)", what, err, st)
-		}
+		browsertest.Do(t, ctx, 20*time.Second, what, actions...)
 	}
-	href := func(t *testing.T) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	href := func(t *testing.T) string { return browsertest.Location(t, ctx) }
 	for _, lang := range []string{"de", "en"} {
 		t.Run(lang, func(t *testing.T) {
 			// SAML first: the login page, then the assertion posted to

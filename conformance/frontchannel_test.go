@@ -1,7 +1,6 @@
 package conformance_test
 
 import (
-	"context"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -314,21 +313,9 @@ func TestOIDCFrontchannelLogoutBrowser(t *testing.T) {
 	b, rpA, rpB := startFrontchannel(t, dbtest.SQLite(t), harness.Options{Hostname: "localhost"})
 	do := func(t *testing.T, what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + " | " + document.body.innerText`))
-			t.Fatalf("%s: %v (at %s)", what, err, st)
-		}
+		browsertest.Do(t, ctx, 20*time.Second, what, actions...)
 	}
-	href := func(t *testing.T) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	href := func(t *testing.T) string { return browsertest.Location(t, ctx) }
 	// login runs clientID's code flow in Chromium and exchanges the code.
 	login := func(t *testing.T, clientID string, rp *fcRP) string {
 		t.Helper()

@@ -42,20 +42,11 @@ func TestBrowserOIDCLogoutSingleLogout(t *testing.T) {
 		ctx := browsertest.New(t)
 		do := func(t *testing.T, what string, actions ...chromedp.Action[chromedp.Void]) {
 			t.Helper()
-			sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			defer cancel()
-			if err := chromedp.Do(sctx, actions...); err != nil {
-				st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + " | " + document.body.innerText`))
-				t.Fatalf("%s: %v (at %s)", what, err, st)
-			}
+			browsertest.Do(t, ctx, 20*time.Second, what, actions...)
 		}
 		href := func(t *testing.T) *url.URL {
 			t.Helper()
-			s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			u, err := url.Parse(s)
+			u, err := url.Parse(browsertest.Location(t, ctx))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -143,12 +143,7 @@ func TestBrowserWebAuthnPasskey(t *testing.T) {
 		t.Fatal(err)
 	}
 	presence(true)
-	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if err := chromedp.Do(wctx, chromedp.WaitVisible(`table.claims`)); err != nil {
-		st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + " | " + document.body.innerText`))
-		t.Fatalf("passkey login: %v\n%s", err, st)
-	}
+	browsertest.Do(t, ctx, 15*time.Second, "passkey login", chromedp.WaitVisible(`table.claims`))
 	result := text(t, ctx, "table.claims")
 	browsertest.Screenshot(t, ctx, "passkey-result-de")
 	for _, want := range []string{"http://eidas.europa.eu/LoA/low", "hwk", "pin"} {

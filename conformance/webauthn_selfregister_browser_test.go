@@ -102,12 +102,7 @@ func TestBrowserWebAuthnSelfRegistration(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.Click(`#webauthn-register-form button[type="submit"]`)); err != nil {
 			t.Fatal(err)
 		}
-		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := chromedp.Do(wctx, chromedp.WaitVisible(`table.claims`)); err != nil {
-			st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + " | " + document.body.innerText`))
-			t.Fatalf("self-registration: %v\n%s", err, st)
-		}
+		browsertest.Do(t, ctx, 15*time.Second, "self-registration", chromedp.WaitVisible(`table.claims`))
 		result := text(t, ctx, "table.claims")
 		for _, want := range []string{"http://eidas.europa.eu/LoA/low", "hwk", "pin"} {
 			if !strings.Contains(result, want) {
@@ -143,12 +138,7 @@ func TestBrowserWebAuthnSelfRegistration(t *testing.T) {
 		if _, err := chromedp.Call(ctx, cdpwebauthn.SetAutomaticPresenceSimulation, cdpwebauthn.SetAutomaticPresenceSimulationParams{AuthenticatorID: auth, Enabled: true}); err != nil {
 			t.Fatal(err)
 		}
-		wctx2, cancel2 := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel2()
-		if err := chromedp.Do(wctx2, chromedp.WaitVisible(`table.claims`)); err != nil {
-			st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + " | " + document.body.innerText`))
-			t.Fatalf("passkey login: %v\n%s", err, st)
-		}
+		browsertest.Do(t, ctx, 15*time.Second, "passkey login", chromedp.WaitVisible(`table.claims`))
 		if r := text(t, ctx, "table.claims"); !strings.Contains(r, "http://eidas.europa.eu/LoA/low") {
 			t.Errorf("passkey login result:\n%s", r)
 		}
@@ -166,12 +156,7 @@ func TestBrowserWebAuthnSelfRegistration(t *testing.T) {
 		); err != nil {
 			t.Fatal(err)
 		}
-		wctx3, cancel3 := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel3()
-		if err := chromedp.Do(wctx3, chromedp.WaitVisible(`table.claims`)); err != nil {
-			st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + " | " + document.body.innerText`))
-			t.Fatalf("conditional login: %v\n%s", err, st)
-		}
+		browsertest.Do(t, ctx, 15*time.Second, "conditional login", chromedp.WaitVisible(`table.claims`))
 		if r := text(t, ctx, "table.claims"); !strings.Contains(r, "http://eidas.europa.eu/LoA/low") {
 			t.Errorf("conditional login result:\n%s", r)
 		}

@@ -79,3 +79,26 @@ func Screenshot(t *testing.T, ctx context.Context, name string) string {
 	}
 	return p
 }
+
+// Do runs actions in the tab within timeout; when they fail, the test
+// fails naming what was done, the error, and where the browser is: its
+// URL and the text of the page (what a screenshot would show).
+func Do(t *testing.T, ctx context.Context, timeout time.Duration, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + " | " + document.body.innerText`))
+		t.Fatalf("%s: %v (at %s)", what, err, st)
+	}
+}
+
+// Location returns the URL the tab shows.
+func Location(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
