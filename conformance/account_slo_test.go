@@ -365,8 +365,8 @@ func TestAccountDeletionSingleLogout(t *testing.T) {
 // of the front-channel page (held while the frame loads) and the goodbye
 // page.
 func TestBrowserAccountDeletionSingleLogout(t *testing.T) {
-	ctx := browsertest.New(t)
 	b, sp, rp := startDeletionSLO(t, dbtest.SQLite(t), harness.Options{Hostname: "localhost"})
+	ctx := browsertest.New(t)
 	do := func(t *testing.T, what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		browsertest.Do(t, ctx, 20*time.Second, what, actions...)

@@ -16,8 +16,8 @@ import (
 // TestBrowserLogin drives the demo relying party through the method page in
 // headless Chromium, choosing the method with the keyboard only.
 func TestBrowserLogin(t *testing.T) {
-	ctx := browsertest.New(t)
 	b, _ := startWith(t, dbtest.SQLite(t), harness.Options{Hostname: "localhost"})
+	ctx := browsertest.New(t)
 	base := b.URL
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(base+"/demo"),

@@ -16,8 +16,8 @@ import (
 // attribute out, checks the result, then shows the dashboard in both
 // languages and withdraws the consent there.
 func TestBrowserConsent(t *testing.T) {
-	ctx := browsertest.New(t)
 	b, _ := startWith(t, dbtest.SQLite(t), harness.Options{Hostname: "localhost", Consent: "ask"})
+	ctx := browsertest.New(t)
 	base := b.URL
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(base+"/demo"),

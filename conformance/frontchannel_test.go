@@ -309,8 +309,8 @@ func TestOIDCFrontchannelLogout(t *testing.T) {
 // requests with iss and sid), and the browser ends at the
 // post_logout_redirect_uri with state; in German and in English.
 func TestOIDCFrontchannelLogoutBrowser(t *testing.T) {
-	ctx := browsertest.New(t)
 	b, rpA, rpB := startFrontchannel(t, dbtest.SQLite(t), harness.Options{Hostname: "localhost"})
+	ctx := browsertest.New(t)
 	do := func(t *testing.T, what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		browsertest.Do(t, ctx, 20*time.Second, what, actions...)

@@ -195,9 +195,9 @@ func TestSAMLIdPInitiatedDeclined(t *testing.T) {
 // (German browser): the broker's error page with the message, no serious
 // axe-core violation; a screenshot is kept.
 func TestSAMLIdPInitiatedRefusalPage(t *testing.T) {
+	b := harness.Start(t, idpInitYAML, dbtest.SQLite(t), harness.Options{Hostname: "localhost"})
 	ctx := browsertest.New(t)
 	axe := browsertest.NewAxe(t)
-	b := harness.Start(t, idpInitYAML, dbtest.SQLite(t), harness.Options{Hostname: "localhost"})
 	if err := chromedp.Do(ctx, chromedp.Navigate(idpInitURL(b, url.Values{"sp": {spEntityID}})), chromedp.WaitVisible("main")); err != nil {
 		t.Fatal(err)
 	}

@@ -50,8 +50,8 @@ relying_parties:
 // virtual ctap2 authenticator (resident key, user verification) on
 // /account/webauthn, then log in with it as a passkey in a fresh session.
 func TestBrowserWebAuthnPasskey(t *testing.T) {
-	ctx := browsertest.New(t)
 	b := harness.Start(t, webauthnYAML, dbtest.SQLite(t), harness.Options{Hostname: "localhost"})
+	ctx := browsertest.New(t)
 	base := b.URL
 
 	if _, err := chromedp.Call(ctx, cdpwebauthn.Enable, cdpwebauthn.EnableParams{}); err != nil {

@@ -33,8 +33,8 @@ func newWebAuthnScenario(t *testing.T, cfg string, opts cdpwebauthn.VirtualAuthe
 	if !strings.Contains(webauthnYAML, def) {
 		t.Fatal("webauthnYAML changed; update newWebAuthnScenario")
 	}
-	ctx := browsertest.New(t)
 	b := harness.Start(t, strings.Replace(webauthnYAML, def, "config: "+cfg, 1), dbtest.SQLite(t), harness.Options{Hostname: "localhost"})
+	ctx := browsertest.New(t)
 	if _, err := chromedp.Call(ctx, cdpwebauthn.Enable, cdpwebauthn.EnableParams{}); err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,8 @@ func startSelfRegistration(t *testing.T, dsn string, allow bool) (context.Contex
 	if allow {
 		cfg = strings.Replace(cfg, "    min_loa: low\n", "    min_loa: low\n    self_registration: true\n", 1)
 	}
-	ctx := browsertest.New(t)
 	b := harness.Start(t, cfg, dsn, harness.Options{Hostname: "localhost"})
+	ctx := browsertest.New(t)
 	if _, err := chromedp.Call(ctx, cdpwebauthn.Enable, cdpwebauthn.EnableParams{}); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,12 @@ const ChromiumEnv = "TRUSTBROKER_TEST_CHROMIUM"
 const ScreenshotEnv = "TRUSTBROKER_SCREENSHOTS"
 
 // New returns a browser tab context that lives until the test ends.
+//
+// Start the broker first, then call New: cleanups run in reverse order,
+// so Chromium is gone when the broker shuts down. The other way round the
+// broker's graceful shutdown waits 5 s for Chromium's preconnected
+// sockets that never carried a request (net/http counts a new connection
+// idle only after 5 s).
 func New(t *testing.T) context.Context {
 	t.Helper()
 	bin := os.Getenv(ChromiumEnv)
