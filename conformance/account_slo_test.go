@@ -122,6 +122,22 @@ func (s *delSP) only(t *testing.T, b *harness.Broker, n0 int, a *crewsaml.Assert
 	return lo
 }
 
+// loggedIn returns, after a login at the SP, how many LogoutRequests it
+// has received so far and the assertion it got last; an SP error fails
+// the test.
+func (s *delSP) loggedIn(t *testing.T) (n0 int, a *crewsaml.Assertion) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.errs) > 0 {
+		t.Fatalf("SP errors: %v", s.errs)
+	}
+	if len(s.assertions) == 0 {
+		t.Fatal("no assertion at the SP")
+	}
+	return len(s.logouts), s.assertions[len(s.assertions)-1]
+}
+
 func newDelSP(t *testing.T) *delSP {
 	t.Helper()
 	s := &delSP{}
@@ -380,13 +396,7 @@ func TestBrowserAccountDeletionSingleLogout(t *testing.T) {
 			do(t, "SAML login", chromedp.Navigate(redirectURL(t, sp.sp, req)),
 				chromedp.WaitVisible(`button[value="eid-fake"]`), chromedp.Click(`button[value="eid-fake"]`),
 				chromedp.WaitVisible(`#sp-in`))
-			sp.mu.Lock()
-			nA, n0, errs := len(sp.assertions), len(sp.logouts), sp.errs
-			a := sp.assertions[nA-1]
-			sp.mu.Unlock()
-			if len(errs) > 0 {
-				t.Fatalf("SP errors: %v", errs)
-			}
+			n0, a := sp.loggedIn(t)
 			// Then the OIDC client, by single sign-on.
 			r := newRP(t, b, "fcdel", portalSecret, gooidc.ScopeOpenID, "profile")
 			r.conf.RedirectURL = rp.url + "/cb"
@@ -399,19 +409,7 @@ func TestBrowserAccountDeletionSingleLogout(t *testing.T) {
 
 			// The client holds its front-channel page until released, so
 			// the logout page stays for the screenshot.
-			release := make(chan struct{})
-			rp.mu.Lock()
-			rp.release, rp.logouts = release, nil
-			rp.mu.Unlock()
-			released := false
-			defer func() {
-				if !released {
-					close(release)
-				}
-				rp.mu.Lock()
-				rp.release = nil
-				rp.mu.Unlock()
-			}()
+			release := holdFrontchannel(t, rp)
 			do(t, "delete the account", chromedp.Navigate(b.URL+"/account/delete?lang="+lang),
 				chromedp.WaitVisible(`html[lang="`+lang+`"] form.delete-account`),
 				chromedp.Click(`label[for="confirm"]`), chromedp.Click(`button.danger`),
@@ -420,29 +418,11 @@ func TestBrowserAccountDeletionSingleLogout(t *testing.T) {
 			if h := text(t, ctx, "h1"); h != map[string]string{"de": "Sie werden abgemeldet", "en": "Logging you out"}[lang] {
 				t.Errorf("front-channel page heading %q", h)
 			}
-			select {
-			case q := <-rp.hits:
-				if q.Get("iss") != b.URL || q.Get("sid") != sid {
-					t.Errorf("front-channel frame got %v, want iss %s sid %s", q, b.URL, sid)
-				}
-			case <-time.After(20 * time.Second):
-				t.Fatal("the client's front-channel logout URI was not loaded")
-			}
-			sp.mu.Lock()
-			logouts, errs := sp.logouts[n0:], sp.errs
-			sp.mu.Unlock()
-			if len(errs) > 0 || len(logouts) != 1 {
-				t.Fatalf("SP: %d LogoutRequests, errors %v", len(logouts), errs)
-			}
-			if lo := logouts[0]; lo.accountThere || lo.query.Get("Signature") == "" || lo.req.NameID == nil ||
-				lo.req.NameID.Value != a.Subject.NameID.Value || lo.req.SessionIndex == nil ||
-				lo.req.SessionIndex.Value != a.AuthnStatements[0].SessionIndex {
-				t.Errorf("LogoutRequest %+v (account there: %v)", lo.req, lo.accountThere)
-			}
+			rp.wantFrame(t, b.URL, sid)
+			sp.only(t, b, n0, a, "account was erased")
 			wantErased(t, b, acc)
 
-			close(release)
-			released = true
+			release()
 			do(t, "continue to the goodbye page", chromedp.WaitNotPresent(`a#continue`),
 				chromedp.WaitVisible(`html[lang="`+lang+`"] p.lead[role="status"]`))
 			if h, want := href(t), b.URL+"/account/deleted?lang="+lang; h != want {

@@ -83,6 +83,46 @@ type fcRP struct {
 	release chan struct{}
 }
 
+// holdFrontchannel makes the relying parties hold their front-channel
+// logout pages until release is called (at the latest when the test
+// ends), so that the broker's logout page stays for checks and
+// screenshots; what they recorded before is forgotten.
+func holdFrontchannel(t *testing.T, rps ...*fcRP) (release func()) {
+	ch := make(chan struct{})
+	for _, rp := range rps {
+		rp.mu.Lock()
+		rp.release, rp.logouts = ch, nil
+		rp.mu.Unlock()
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(func() {
+		release()
+		for _, rp := range rps {
+			rp.mu.Lock()
+			if rp.release == ch {
+				rp.release = nil
+			}
+			rp.mu.Unlock()
+		}
+	})
+	return release
+}
+
+// wantFrame waits until the browser loads the relying party's
+// front-channel logout URI and checks the iss and sid it carries.
+func (rp *fcRP) wantFrame(t *testing.T, iss, sid string) {
+	t.Helper()
+	select {
+	case q := <-rp.hits:
+		if q.Get("iss") != iss || q.Get("sid") != sid {
+			t.Errorf("front-channel frame got %v, want iss %s sid %s", q, iss, sid)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the client's front-channel logout URI was not loaded")
+	}
+}
+
 func newFCRP(t *testing.T, localhost bool) *fcRP {
 	t.Helper()
 	rp := &fcRP{hits: make(chan url.Values, 8)}
@@ -338,18 +378,7 @@ func TestOIDCFrontchannelLogoutBrowser(t *testing.T) {
 			// The relying parties hold their logout pages (the page
 			// continues only after its frames have loaded, or after its
 			// script's timeout), so the screenshot shows the page.
-			release := make(chan struct{})
-			for _, rp := range []*fcRP{rpA, rpB} {
-				rp.mu.Lock()
-				rp.release, rp.logouts = release, nil
-				rp.mu.Unlock()
-			}
-			released := false
-			defer func() {
-				if !released {
-					close(release)
-				}
-			}()
+			release := holdFrontchannel(t, rpA, rpB)
 			// In English without JavaScript: the Refresh header alone
 			// continues, and only once the frames have loaded.
 			noScript := lang == "en"
@@ -384,8 +413,7 @@ func TestOIDCFrontchannelLogoutBrowser(t *testing.T) {
 				if h := href(t); !strings.HasPrefix(h, b.URL+"/oauth2/logout") {
 					t.Errorf("left the logout page at %s before its frames loaded", h)
 				}
-				close(release)
-				released = true
+				release()
 			}
 			// With JavaScript the frames hang until the page has left:
 			// its script continues after 5 s.

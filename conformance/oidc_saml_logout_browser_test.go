@@ -60,13 +60,7 @@ func TestBrowserOIDCLogoutSingleLogout(t *testing.T) {
 				do(t, "SAML login", chromedp.Navigate(redirectURL(t, sp.sp, req)),
 					chromedp.WaitVisible(`button[value="eid-fake"]`), chromedp.Click(`button[value="eid-fake"]`),
 					chromedp.WaitVisible(`#sp-in`))
-				sp.mu.Lock()
-				n0, errs := len(sp.logouts), sp.errs
-				a := sp.assertions[len(sp.assertions)-1]
-				sp.mu.Unlock()
-				if len(errs) > 0 {
-					t.Fatalf("SP errors: %v", errs)
-				}
+				n0, a := sp.loggedIn(t)
 				// Then the OIDC client, by single sign-on.
 				r := newRP(t, b, "fcslo", portalSecret, gooidc.ScopeOpenID, "profile")
 				r.conf.RedirectURL = rp.url + "/cb"
@@ -78,19 +72,7 @@ func TestBrowserOIDCLogoutSingleLogout(t *testing.T) {
 				// The client holds its front-channel page until released,
 				// so the logout page stays for the checks and the
 				// screenshot.
-				release := make(chan struct{})
-				rp.mu.Lock()
-				rp.release, rp.logouts = release, nil
-				rp.mu.Unlock()
-				released := false
-				defer func() {
-					if !released {
-						close(release)
-					}
-					rp.mu.Lock()
-					rp.release = nil
-					rp.mu.Unlock()
-				}()
+				release := holdFrontchannel(t, rp)
 				state := "bye " + lang + "&x"
 				q := url.Values{"id_token_hint": {raw}, "post_logout_redirect_uri": {rp.url + "/bye?app=o"},
 					"state": {state}, "ui_locales": {lang}}
@@ -106,14 +88,7 @@ func TestBrowserOIDCLogoutSingleLogout(t *testing.T) {
 				if s := text(t, ctx, "ul.frontchannel-services"); s != map[string]string{"de": "Bürgerportal", "en": "Citizen portal"}[lang] {
 					t.Errorf("front-channel page lists %q", s)
 				}
-				select {
-				case fq := <-rp.hits:
-					if fq.Get("iss") != b.URL || fq.Get("sid") != sid {
-						t.Errorf("front-channel frame got %v, want iss %s sid %s", fq, b.URL, sid)
-					}
-				case <-time.After(20 * time.Second):
-					t.Fatal("the client's front-channel logout URI was not loaded")
-				}
+				rp.wantFrame(t, b.URL, sid)
 				// By now the browser has been to the SP and back: the one
 				// LogoutRequest, sent after the session had ended.
 				sp.only(t, b, n0, a, "SSO session ended")
@@ -121,8 +96,7 @@ func TestBrowserOIDCLogoutSingleLogout(t *testing.T) {
 					t.Errorf("sessions after the logout: %v %v", ss, err)
 				}
 
-				close(release)
-				released = true
+				release()
 				do(t, "continue to the client", chromedp.WaitVisible(`#rp-bye`))
 				if got, want := href(t).String(), rp.url+"/bye?app=o&state="+url.QueryEscape(state); got != want {
 					t.Errorf("ended at %s, want %s", got, want)
