@@ -373,6 +373,29 @@ func TestAccountDeletionSingleLogout(t *testing.T) {
 	})
 }
 
+// browserLoginSAMLAndOIDC logs the browser in at the SAML SP, through the
+// login page, then by single sign-on at the OIDC client clientID (its
+// redirect URI at rp). It returns what delSP.loggedIn returns after the
+// SAML login, the client, and its ID token and sid.
+func browserLoginSAMLAndOIDC(t *testing.T, ctx context.Context, b *harness.Broker, sp *delSP, rp *fcRP, clientID string) (n0 int, a *crewsaml.Assertion, r *rp, idToken, sid string) {
+	t.Helper()
+	browsertest.Do(t, ctx, 20*time.Second, "SAML login", chromedp.Navigate(redirectURL(t, sp.sp, sp.request(t))),
+		chromedp.WaitVisible(`button[value="eid-fake"]`), chromedp.Click(`button[value="eid-fake"]`),
+		chromedp.WaitVisible(`#sp-in`))
+	n0, a = sp.loggedIn(t)
+	r = newRP(t, b, clientID, portalSecret, gooidc.ScopeOpenID, "profile")
+	r.conf.RedirectURL = rp.url + "/cb"
+	verifier := oauth2.GenerateVerifier()
+	browsertest.Do(t, ctx, 20*time.Second, "OIDC login", chromedp.Navigate(r.conf.AuthCodeURL(randomString(), oauth2.S256ChallengeOption(verifier))),
+		chromedp.WaitVisible(`#rp-cb`))
+	u, err := url.Parse(browsertest.Location(t, ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idToken, sid = fcExchange(t, r, u.Query().Get("code"), verifier)
+	return n0, a, r, idToken, sid
+}
+
 // TestBrowserAccountDeletionSingleLogout: in headless Chromium, logged in
 // at the SAML SP and the OIDC client, the citizen deletes the account in
 // German and then (a new account) in English: the SP gets its signed
@@ -390,21 +413,7 @@ func TestBrowserAccountDeletionSingleLogout(t *testing.T) {
 	href := func(t *testing.T) string { return browsertest.Location(t, ctx) }
 	for _, lang := range []string{"de", "en"} {
 		t.Run(lang, func(t *testing.T) {
-			// SAML first: the login page, then the assertion posted to
-			// the SP.
-			req := sp.request(t)
-			do(t, "SAML login", chromedp.Navigate(redirectURL(t, sp.sp, req)),
-				chromedp.WaitVisible(`button[value="eid-fake"]`), chromedp.Click(`button[value="eid-fake"]`),
-				chromedp.WaitVisible(`#sp-in`))
-			n0, a := sp.loggedIn(t)
-			// Then the OIDC client, by single sign-on.
-			r := newRP(t, b, "fcdel", portalSecret, gooidc.ScopeOpenID, "profile")
-			r.conf.RedirectURL = rp.url + "/cb"
-			verifier := oauth2.GenerateVerifier()
-			do(t, "OIDC login", chromedp.Navigate(r.conf.AuthCodeURL(randomString(), oauth2.S256ChallengeOption(verifier))),
-				chromedp.WaitVisible(`#rp-cb`))
-			u, _ := url.Parse(href(t))
-			_, sid := fcExchange(t, r, u.Query().Get("code"), verifier)
+			n0, a, _, _, sid := browserLoginSAMLAndOIDC(t, ctx, b, sp, rp, "fcdel")
 			acc := accountID(t, b)
 
 			// The client holds its front-channel page until released, so

@@ -11,7 +11,6 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/trustbroker/trustbroker/adapters/oidc"
@@ -54,20 +53,7 @@ func TestBrowserOIDCLogoutSingleLogout(t *testing.T) {
 		}
 		for _, lang := range []string{"de", "en"} {
 			t.Run(lang, func(t *testing.T) {
-				// SAML first: the login page, then the assertion posted
-				// to the SP.
-				req := sp.request(t)
-				do(t, "SAML login", chromedp.Navigate(redirectURL(t, sp.sp, req)),
-					chromedp.WaitVisible(`button[value="eid-fake"]`), chromedp.Click(`button[value="eid-fake"]`),
-					chromedp.WaitVisible(`#sp-in`))
-				n0, a := sp.loggedIn(t)
-				// Then the OIDC client, by single sign-on.
-				r := newRP(t, b, "fcslo", portalSecret, gooidc.ScopeOpenID, "profile")
-				r.conf.RedirectURL = rp.url + "/cb"
-				verifier := oauth2.GenerateVerifier()
-				do(t, "OIDC login", chromedp.Navigate(r.conf.AuthCodeURL(randomString(), oauth2.S256ChallengeOption(verifier))),
-					chromedp.WaitVisible(`#rp-cb`))
-				raw, sid := fcExchange(t, r, href(t).Query().Get("code"), verifier)
+				n0, a, r, raw, sid := browserLoginSAMLAndOIDC(t, ctx, b, sp, rp, "fcslo")
 
 				// The client holds its front-channel page until released,
 				// so the logout page stays for the checks and the
