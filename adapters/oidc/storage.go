@@ -143,7 +143,7 @@ func (s *storage) createWith(ctx context.Context, kind, signature string, req fo
 		Active: true, RequestedAt: req.GetRequestedAt(), ExpiresAt: exp, Data: data,
 	}
 	if rs != nil {
-		rs.record(func(ctx context.Context, o store.OAuth) error { return o.CreateToken(ctx, tok) })
+		rs.record(deferredOp{w: store.OAuthWrite{Create: tok}})
 		return nil
 	}
 	return s.oauth(ctx).CreateToken(ctx, tok)
@@ -359,7 +359,8 @@ func (s *storage) InvalidateAuthorizeCodeSession(ctx context.Context, code strin
 			return err
 		}
 		if parts != nil && rs.deferred {
-			rs.record(func(ctx context.Context, o store.OAuth) error { return invalidateCode(ctx, o, code) })
+			rs.record(deferredOp{w: store.OAuthWrite{Deactivate: &store.OAuthToken{Kind: store.TokenAuthorizeCode, Signature: code}},
+				notFound: func() error { return fosite.ErrInvalidatedAuthorizeCode }})
 			return nil
 		}
 	}
@@ -457,20 +458,14 @@ func (s *storage) DeleteRefreshTokenSession(ctx context.Context, signature strin
 // with the same outcome.
 func (s *storage) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	if rs := deferredOf(ctx); rs != nil {
-		rs.record(func(ctx context.Context, o store.OAuth) error {
-			err := o.DeactivateToken(ctx, store.TokenRefresh, signature)
-			if errors.Is(err, store.ErrNotFound) {
+		rs.record(deferredOp{w: store.OAuthWrite{Deactivate: &store.OAuthToken{Kind: store.TokenRefresh, Signature: signature}},
+			notFound: func() error {
 				rs.afterRollback = append(rs.afterRollback, func(ctx context.Context, st store.Store) error {
 					return revokeFamily(ctx, st, requestID)
 				})
 				return fosite.ErrInactiveToken
-			}
-			if err != nil {
-				return err
-			}
-			_, err = o.RevokeByRequestID(ctx, store.TokenAccess, requestID)
-			return err
-		})
+			}})
+		rs.record(deferredOp{w: store.OAuthWrite{Revoke: &store.OAuthToken{Kind: store.TokenAccess, RequestID: requestID}}})
 		return nil
 	}
 	err := s.oauth(ctx).DeactivateToken(ctx, store.TokenRefresh, signature)

@@ -125,9 +125,22 @@ func (s *storage) oauth(ctx context.Context) store.OAuth {
 // never written; the family revocation of a reused refresh token runs
 // after the rollback as before.
 
-// deferredOp is one recorded write; its error is the one the synchronous
-// call would have returned to fosite.
-type deferredOp func(ctx context.Context, o store.OAuth) error
+// deferredOp is one recorded write.
+type deferredOp struct {
+	w store.OAuthWrite
+	// notFound, for a compare-and-swap, is the error the synchronous call
+	// would have returned to fosite when the swap finds no active token
+	// (it may queue work for after the rollback); nil: the store's error.
+	notFound func() error
+}
+
+// fail returns the error fosite gets for the write's failure err.
+func (op deferredOp) fail(err error) error {
+	if op.notFound != nil && errors.Is(err, store.ErrNotFound) {
+		return op.notFound()
+	}
+	return err
+}
 
 // deferredOf returns the request state when a deferred transaction is
 // open and still recording.
@@ -153,8 +166,8 @@ func (s *storage) materialize(ctx context.Context, rs *requestState) error {
 		return err
 	}
 	for _, op := range ops {
-		if err := op(ctx, tx.OAuth()); err != nil {
-			return errors.Join(err, end(false), s.runAfterRollback(ctx, rs))
+		if err := op.w.Apply(ctx, tx.OAuth()); err != nil {
+			return errors.Join(op.fail(err), end(false), s.runAfterRollback(ctx, rs))
 		}
 	}
 	rs.tx, rs.end = tx, end
@@ -207,6 +220,9 @@ func (s *storage) Commit(ctx context.Context) error {
 			rs.deferred, rs.encoded = false, nil
 			return nil
 		}
+		if b, ok := s.st.(store.OAuthBatch); ok {
+			return s.commitBatch(ctx, rs, b)
+		}
 		if err := s.materialize(ctx, rs); err != nil {
 			return err
 		}
@@ -221,6 +237,29 @@ func (s *storage) Commit(ctx context.Context) error {
 	}
 	rs.afterRollback = nil
 	return nil
+}
+
+// commitBatch ends a deferred transaction that nothing materialized: its
+// writes go to the store as one batch (store.OAuthBatch; on PostgreSQL
+// one round trip instead of six). A failed write fails the batch as a
+// failed statement failed the transaction: nothing written, the write's
+// error to fosite, the after-rollback work run.
+func (s *storage) commitBatch(ctx context.Context, rs *requestState, b store.OAuthBatch) error {
+	ops := rs.ops
+	rs.deferred, rs.encoded, rs.ops = false, nil, nil
+	ws := make([]store.OAuthWrite, len(ops))
+	for i, op := range ops {
+		ws[i] = op.w
+	}
+	err := b.WriteOAuth(ctx, ws)
+	if err == nil {
+		rs.afterRollback = nil
+		return nil
+	}
+	if be, ok := errors.AsType[*store.OAuthBatchError](err); ok && be.Index < len(ops) {
+		err = ops[be.Index].fail(err)
+	}
+	return errors.Join(err, s.runAfterRollback(ctx, rs))
 }
 
 // Rollback implements storage.Transactional.

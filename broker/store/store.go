@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -398,6 +399,56 @@ type OAuth interface {
 	// withdrawal of a consent.
 	RevokeBySubject(ctx context.Context, kind, clientID, subject string) (int64, error)
 }
+
+// OAuthWrite is one write of OAuthBatch.WriteOAuth; exactly one field is
+// set.
+type OAuthWrite struct {
+	// Deactivate is DeactivateToken's compare-and-swap of the token
+	// (Kind, Signature).
+	Deactivate *OAuthToken
+	// Revoke is RevokeByRequestID of the tokens (Kind, RequestID).
+	Revoke *OAuthToken
+	// Create is CreateToken.
+	Create *OAuthToken
+}
+
+// Apply runs the write on o, one statement.
+func (w OAuthWrite) Apply(ctx context.Context, o OAuth) error {
+	switch {
+	case w.Deactivate != nil:
+		return o.DeactivateToken(ctx, w.Deactivate.Kind, w.Deactivate.Signature)
+	case w.Revoke != nil:
+		_, err := o.RevokeByRequestID(ctx, w.Revoke.Kind, w.Revoke.RequestID)
+		return err
+	case w.Create != nil:
+		return o.CreateToken(ctx, w.Create)
+	}
+	return errors.New("store: empty OAuth write")
+}
+
+// OAuthBatch is a store that runs the writes of one token request
+// together (sqlstore: on SQLite in one turn of the write queue, on
+// PostgreSQL in one round trip).
+type OAuthBatch interface {
+	// WriteOAuth runs ws in order in one transaction: all or none. A
+	// Deactivate that finds no active, unexpired token fails the batch
+	// with ErrNotFound. The error of a failed write is an
+	// *OAuthBatchError naming it.
+	WriteOAuth(ctx context.Context, ws []OAuthWrite) error
+}
+
+// OAuthBatchError is the error of the write at Index of a failed batch;
+// nothing of the batch was written.
+type OAuthBatchError struct {
+	Index int
+	Err   error
+}
+
+func (e *OAuthBatchError) Error() string {
+	return fmt.Sprintf("OAuth write %d of batch: %v", e.Index, e.Err)
+}
+
+func (e *OAuthBatchError) Unwrap() error { return e.Err }
 
 // Replay remembers one-time values (client-assertion jti, DPoP proof jti,
 // SAML AuthnRequest and assertion IDs) across replicas.

@@ -25,21 +25,11 @@ func scanToken(r rowScanner, _ ...any) (*store.OAuthToken, error) {
 // CreateToken implements store.OAuth. A zero RequestedAt is set to now;
 // ExpiresAt is required.
 func (r *oauthRepo) CreateToken(ctx context.Context, t *store.OAuthToken) error {
-	if err := requireExpiry(t.ExpiresAt); err != nil {
-		return wrap(err, "create %s", t.Kind)
+	args, err := r.s.tokenArgs(t)
+	if err != nil {
+		return err
 	}
-	// Data is stored as given (store.OAuthToken): no second parse of the
-	// request just encoded, on the path of every token issued.
-	var data any
-	if len(t.Data) > 0 {
-		data = string(t.Data)
-	}
-	t.RequestedAt = r.s.defaultTime(t.RequestedAt)
-	err := insert(ctx, r.s,
-		"INSERT INTO oauth_tokens ("+tokenCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		t.Kind, t.Signature, t.RequestID, t.ClientID, t.Subject, t.Active,
-		micros(t.RequestedAt), micros(t.ExpiresAt), data)
-	return wrap(err, "create %s", t.Kind)
+	return wrap(insert(ctx, r.s, insertTokenSQL, args...), "create %s", t.Kind)
 }
 
 // GetToken implements store.OAuth.
@@ -58,20 +48,14 @@ func (r *oauthRepo) DeleteToken(ctx context.Context, kind, signature string) err
 
 // DeactivateToken implements store.OAuth; an expired token is not found.
 func (r *oauthRepo) DeactivateToken(ctx context.Context, kind, signature string) error {
-	err := execOne(ctx, r.s,
-		"UPDATE oauth_tokens SET active = ? WHERE kind = ? AND signature = ? AND active = ? AND expires_at > ?",
-		false, kind, signature, true, r.s.nowMicros())
+	err := execOne(ctx, r.s, deactivateTokenSQL, kind, signature, r.s.nowMicros())
 	return wrap(err, "deactivate %s", kind)
 }
 
 // RevokeByRequestID implements store.OAuth and counts the tokens it turned
 // inactive.
 func (r *oauthRepo) RevokeByRequestID(ctx context.Context, kind, requestID string) (int64, error) {
-	n, err := execAffected(ctx, r.s,
-		// active = TRUE as a literal, so the partial index of migration
-		// 0009 applies.
-		"UPDATE oauth_tokens SET active = FALSE WHERE kind = ? AND request_id = ? AND active = TRUE",
-		kind, requestID)
+	n, err := execAffected(ctx, r.s, revokeGrantSQL, kind, requestID)
 	return n, wrap(err, "revoke %s of request", kind)
 }
 
