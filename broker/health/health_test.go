@@ -223,3 +223,39 @@ func TestReadyzTimeout(t *testing.T) {
 		t.Errorf("partial check timed out, verbose: %d %q", code, body)
 	}
 }
+
+// TestReadyzTerse: the answer for a listener anyone can reach is "ok" or
+// 503 "failed", with or without ?verbose, never a check's name or reason;
+// the checks still run and a failure is still logged.
+func TestReadyzTerse(t *testing.T) {
+	var log bytes.Buffer
+	down := true
+	r := &Readiness{Logger: slog.New(slog.NewTextHandler(&log, nil))}
+	r.Add(check("database", func(context.Context) error {
+		if down {
+			return Failed("unavailable", errors.New("dial tcp 10.0.0.7:5432: refused"))
+		}
+		return nil
+	}), partial("saml-metadata/secret-rp", func(context.Context) error { return Failed("no metadata", nil) }))
+	for _, target := range []string{"/readyz", "/readyz?verbose"} {
+		for _, d := range []bool{true, false} {
+			down = d
+			log.Reset()
+			w := httptest.NewRecorder()
+			r.Terse().ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
+			wantCode, wantBody := 200, "ok\n"
+			if d {
+				wantCode, wantBody = 503, "failed\n"
+			}
+			if w.Code != wantCode || w.Body.String() != wantBody {
+				t.Errorf("%s, database down %v: %d %q, want %d %q", target, d, w.Code, w.Body, wantCode, wantBody)
+			}
+			if d && !strings.Contains(log.String(), "10.0.0.7") {
+				t.Errorf("%s: the failure was not logged: %s", target, log.String())
+			}
+			if !strings.Contains(log.String(), "secret-rp") {
+				t.Errorf("%s: the partial check did not run: %s", target, log.String())
+			}
+		}
+	}
+}
